@@ -1,0 +1,128 @@
+"""Judging features without training the network: frozen features, kNN, a
+linear probe, and the uniformity of the embeddings on the sphere."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def extract(model, dataset, what: str = "embed", pool: int = 2, batch_size: int = 256,
+            workers: int = 0, device: str = "cpu", progress: bool = False):
+    """Frozen features of a dataset of (x, label, index): -> (N, D) float32, (N,) labels.
+
+    what='embed': the unit-norm embedding. what='features': the last conv map,
+    average-pooled to pool x pool and flattened."""
+    if what not in ("embed", "features"):
+        raise ValueError(f"what must be 'embed' or 'features', got {what!r}")
+    model.eval().to(device)
+    feats, labels = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    for x, y, _ in tqdm(loader, desc=f"extract {what}", disable=not progress, leave=False):
+        x = x.to(device)
+        f = model.embed(x) if what == "embed" else F.adaptive_avg_pool2d(model.features(x), pool).flatten(1)
+        feats.append(f.float().cpu())
+        labels.append(torch.as_tensor(y))
+    return torch.cat(feats), torch.cat(labels)
+
+
+@torch.no_grad()
+def reestimate_bn(model, dataset, batches: int = 20, batch_size: int = 256, device: str = "cpu", seed: int = 0):
+    """Recompute BatchNorm running statistics on training images (for a randomly
+    initialised baseline, whose running stats are otherwise meaningless)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+    model.train().to(device)
+    g = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=g, drop_last=True)
+    for i, (x, _, _) in enumerate(loader):
+        if i >= batches:
+            break
+        model.project(x.to(device))
+    return model.eval()
+
+
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 1024) -> float:
+    """Cosine kNN with a majority vote among the k nearest training samples."""
+    train_x, test_x = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    correct = 0
+    for s in range(0, len(test_x), chunk):
+        sim = test_x[s:s + chunk] @ train_x.T                          # (c, N)
+        nn_idx = sim.topk(k, dim=1).indices                            # (c, k)
+        votes = F.one_hot(train_y[nn_idx], n_classes).sum(1)           # (c, classes)
+        correct += int((votes.argmax(1) == test_y[s:s + chunk]).sum())
+    return correct / len(test_x)
+
+
+def linear_probe(train_x, train_y, test_x, test_y, epochs: int = 30, lr: float = 1e-3,
+                 batch_size: int = 256, seed: int = 0) -> float:
+    """Standardised features, one nn.Linear trained with Adam; returns test accuracy."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    g = torch.Generator().manual_seed(seed)
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        clf = nn.Linear(train_x.shape[1], n_classes)
+    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    for _ in range(epochs):
+        for b in torch.randperm(len(train_x), generator=g).split(batch_size):
+            loss = F.cross_entropy(clf(train_x[b]), train_y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return float((clf(test_x).argmax(1) == test_y).float().mean())
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
+    """Wang & Isola (2020): log E_{i != j} exp(-t ||z_i - z_j||^2). Lower = more uniform;
+    for points uniform on S^{d-1} it tends to -t*2 = -4 as d grows."""
+    z = z.float()
+    sq = torch.pdist(z, p=2).pow(2)
+    return float(torch.logsumexp(-t * sq, dim=0) - torch.log(torch.tensor(float(sq.numel()))))
+
+
+def eval_splits(cfg):
+    """(train, val) datasets of a run's data with the deterministic eval transform."""
+    from . import data as D
+    tf = D.eval_transform(cfg.image_size)
+    root = cfg.data_root or None
+    return tuple(D.Indexed(D.load(cfg.dataset, split, root, cfg.val_fraction), tf) for split in ("train", "val"))
+
+
+def evaluate_model(model, cfg, knn_k: int = 20, probe_epochs: int = 30, pool: int = 2,
+                   device: str = "cpu", progress: bool = False) -> dict:
+    """The project's protocol on the validation split: kNN-20 (cosine, majority
+    vote) on model.embed, and a linear probe on model.features pooled to 2x2."""
+    train, val = eval_splits(cfg)
+    if len(val) == 0:
+        raise ValueError("no validation split: train with --val_fraction > 0 or use a dataset with one")
+    out = {"n_train": len(train), "n_val": len(val)}
+    kw = dict(device=device, workers=cfg.workers, progress=progress)
+    xtr, ytr = extract(model, train, "embed", **kw)
+    xva, yva = extract(model, val, "embed", **kw)
+    out[f"knn{knn_k}_embed"] = knn_accuracy(xtr, ytr, xva, yva, k=knn_k)
+    out["uniformity_val"] = uniformity(xva[:4096])
+    if probe_epochs:
+        ftr, _ = extract(model, train, "features", pool=pool, **kw)
+        fva, _ = extract(model, val, "features", pool=pool, **kw)
+        out[f"linear_features_{pool}x{pool}"] = linear_probe(ftr, ytr, fva, yva, epochs=probe_epochs)
+    return out
+
+
+def evaluate_checkpoint(path, baseline: bool = False, probe_epochs: int = 30, device: str = "cpu") -> dict:
+    """Figures of a checkpoint, or (baseline=True) of its architecture at random
+    init with BatchNorm statistics re-estimated on training images."""
+    from .models import build_model
+    from .train import load_checkpoint
+    model, cfg = load_checkpoint(path, device)
+    if baseline:
+        torch.manual_seed(cfg.seed)
+        model = reestimate_bn(build_model(cfg), eval_splits(cfg)[0], device=device, seed=cfg.seed)
+    figures = evaluate_model(model, cfg, probe_epochs=probe_epochs, device=device, progress=True)
+    return {"checkpoint": str(path), "baseline": baseline, **figures}

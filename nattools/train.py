@@ -1,0 +1,357 @@
+"""The training loop: config, data, model, targets, assignment, SGD, checkpoints.
+
+Read `train` top to bottom: it is the whole method. A run's state lives in one
+checkpoint (model, optimiser, assignment table, position); every random choice
+is a function of (seed, epoch, step or sample index), so a resumed run takes
+exactly the same steps as one that was never interrupted.
+"""
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import data as D
+from .assign import Assignment
+from .evaluate import uniformity
+from .models import INPUTS, MODELS, build_model
+from .targets import TargetStore, discrete_targets
+
+
+@dataclass
+class TrainConfig:
+    """Defaults are the scaled-down CIFAR-10 recipe (small net, 32 px, Sobel)."""
+    name: str = "cifar10_nat"
+    dataset: str = "cifar10"        # cifar10 | digits | imagefolder | stl10
+    data_root: str = ""             # folder of the data; default $NATTOOLS_DATA or ~/.cache/nattools
+    download: bool = False          # let torchvision download the dataset
+    val_fraction: float = 0.1       # carved out of train (where there is no official split)
+    limit: int = 0                  # train on the first `limit` samples only (0 = all)
+    model: str = "small"            # small | alexnet
+    width: int = 32                 # small net: conv widths w-2w-3w-3w-2w
+    input: str = "sobel"            # sobel | grey | rgb
+    image_size: int = 32
+    crop_min: float = 0.5           # random crops keep at least this fraction of the area
+    d: int = 128                    # embedding / target dimension
+    k: int = 0                      # number of targets; 0 = n (one per sample)
+    targets: str = "sphere"         # sphere (continuous) | discrete (k_codes one-hot/codes)
+    k_codes: int = 10
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"        # cosine | constant
+    reassign_every: int = 1         # solve the assignment on every batch of every N-th epoch; 0 = never
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"            # auto | cpu | cuda
+    bf16: bool = False              # bf16 autocast (GPU)
+    out: str = "data"               # checkpoints/ and results/ go here
+    ckpt_every: int = 0             # also checkpoint every N steps (0 = at the end of each epoch only)
+    max_steps: int = 0              # stop after N steps in total (0 = run all epochs)
+    resume: bool = True             # continue from out/checkpoints/name.pt if it exists
+    eval_knn: bool = True           # kNN-20 on the validation split at the end
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.out) / "checkpoints" / f"{self.name}.pt"
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.out) / "results" / f"{self.name}.json"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.out) / "results" / f"{self.name}.jsonl"
+
+    def validate(self, n: int = None) -> "TrainConfig":
+        """Raise ValueError naming the bad value and the fix; n = training-set size if known."""
+        def bad(msg):
+            raise ValueError(f"bad config: {msg}")
+        if self.dataset not in D.DATASETS:
+            bad(f"unknown dataset {self.dataset!r}; choose one of {D.DATASETS}")
+        if self.model not in MODELS:
+            bad(f"unknown model {self.model!r}; choose one of {MODELS}")
+        if self.input not in INPUTS:
+            bad(f"unknown input {self.input!r}; choose one of {INPUTS}")
+        if self.targets not in ("sphere", "discrete"):
+            bad(f"unknown targets {self.targets!r}; choose 'sphere' or 'discrete'")
+        if self.schedule not in ("cosine", "constant"):
+            bad(f"unknown schedule {self.schedule!r}; choose 'cosine' or 'constant'")
+        if self.d < 2:
+            bad(f"d={self.d}: targets live on the sphere S^(d-1), so d must be >= 2")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            bad(f"lr={self.lr}: the learning rate must be a positive number, e.g. --lr 0.05")
+        if self.batch_size < 2:
+            bad(f"batch_size={self.batch_size}: batch norm and the assignment need at least 2 samples per batch")
+        if self.epochs < 1:
+            bad(f"epochs={self.epochs}: train for at least 1 epoch")
+        if self.reassign_every < 0:
+            bad(f"reassign_every={self.reassign_every}: use 0 (never) or a positive number of epochs")
+        if self.model == "small" and self.width < 1:
+            bad(f"width={self.width} must be positive")
+        if n is not None:
+            if self.batch_size > n:
+                bad(f"batch_size={self.batch_size} > n={n} training samples; lower --batch_size")
+            if self.k and self.k < n:
+                bad(f"k={self.k} < n={n}: NAT needs one target per sample; set --k 0 (k = n) or larger")
+            if self.targets == "discrete" and not 1 <= self.k_codes <= n:
+                bad(f"k_codes={self.k_codes} must lie in [1, n={n}]")
+        return self
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def should_reassign(cfg: TrainConfig, epoch: int) -> bool:
+    return cfg.reassign_every > 0 and epoch % cfg.reassign_every == 0
+
+
+def build_targets(cfg: TrainConfig, k: int):
+    """The target store: generated on demand (continuous) or a dense (k, d) tensor (discrete)."""
+    if cfg.targets == "discrete":
+        return discrete_targets(k, cfg.k_codes, cfg.d, seed=cfg.seed)
+    return TargetStore(k, cfg.d, seed=cfg.seed)
+
+
+def save_atomic(obj, path: Path) -> None:
+    """Write to a temporary file, flush it to disk, then rename: a kill mid-save
+    leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def versions() -> dict:
+    import torchvision
+    from . import __version__
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "nattools": __version__}
+
+
+def git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if sha.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def load_checkpoint(path, device: str = "cpu"):
+    """-> (model, cfg). Safe: weights_only=True, so loading never runs code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location=device, weights_only=True)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in state["config"].items() if k in fields})
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg
+
+
+def _distributed():
+    """(rank, world) under torchrun, else (0, 1)."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _all_gather(t: torch.Tensor, world: int) -> list:
+    if world == 1:
+        return [t]
+    out = [torch.empty_like(t) for _ in range(world)]
+    dist.all_gather(out, t)
+    return out
+
+
+# Named recipes; command-line options override them.
+PRESETS = {
+    "cifar10": {},
+    "digits": {"name": "digits_nat", "dataset": "digits", "epochs": 5, "batch_size": 128, "workers": 0},
+    "stl10": {"name": "stl10_nat", "dataset": "stl10", "image_size": 96, "width": 64, "crop_min": 0.3,
+              "epochs": 100, "batch_size": 256, "workers": 8},
+    "imagenet": {"name": "imagenet_nat", "dataset": "imagefolder", "model": "alexnet", "image_size": 224,
+                 "d": 4096, "crop_min": 0.08, "epochs": 100, "batch_size": 256, "lr": 0.05,
+                 "reassign_every": 3, "workers": 8, "bf16": True, "val_fraction": 0.0, "ckpt_every": 1000},
+}
+
+# Fields a resumed run must share with its checkpoint (others, like epochs or workers, may change).
+RESUME_FIELDS = ("dataset", "limit", "val_fraction", "model", "width", "input", "image_size", "d", "k",
+                 "targets", "k_codes", "seed", "batch_size")
+
+
+def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
+    """Train NAT as cfg says; returns the results dict (also written to cfg.results_path).
+
+    on_step(global_step, loss) is called after every optimiser step (tests use it
+    to simulate a kill)."""
+    cfg.validate()
+    rank, world = _distributed()
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    start_time = time.time()
+
+    # Data: (x, label, index); labels are never used by the loss.
+    base = D.load(cfg.dataset, "train", cfg.data_root or None, cfg.val_fraction, cfg.download)
+    if cfg.limit:
+        base = torch.utils.data.Subset(base, range(min(cfg.limit, len(base))))
+    train_set = D.Indexed(base, D.train_transform(cfg.image_size, cfg.crop_min), seed=cfg.seed)
+    n = len(train_set)
+    cfg.validate(n)
+    if n // world < cfg.batch_size:
+        raise ValueError(f"bad config: {world} processes x batch_size {cfg.batch_size} > n={n} samples; "
+                         f"use fewer processes or a smaller --batch_size")
+    k = cfg.k or n
+    steps_per_epoch = (n // world) // cfg.batch_size
+    total_steps = steps_per_epoch * cfg.epochs
+
+    # Model, targets, assignment, optimiser.
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    if device.startswith("cuda"):
+        model = model.to(memory_format=torch.channels_last)
+    targets = build_targets(cfg, k)
+    assignment = Assignment(n, k, seed=cfg.seed)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    epoch, step_in_epoch, history = 0, 0, []
+
+    ckpt = cfg.checkpoint_path
+    if cfg.resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        diff = [f"{f}: {state['config'].get(f)!r} in checkpoint, {getattr(cfg, f)!r} now"
+                for f in RESUME_FIELDS if state["config"].get(f) != getattr(cfg, f)]
+        if diff:
+            raise ValueError(f"checkpoint {ckpt} is from another config ({'; '.join(diff)}); "
+                             f"use another --name or --resume false")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        assignment.load_state_dict(state["assignment"])
+        epoch, step_in_epoch, history = state["epoch"], state["step"], state["history"]
+        if rank == 0:
+            print(f"resuming {ckpt} at epoch {epoch}, step {step_in_epoch}")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    def checkpoint(epoch, step):
+        if rank == 0:
+            save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
+                         "optimizer": opt.state_dict(), "assignment": assignment.state_dict(),
+                         "epoch": epoch, "step": step, "history": history, "versions": versions()}, ckpt)
+
+    global_step = epoch * steps_per_epoch + step_in_epoch
+    while epoch < cfg.epochs:
+        model.train()
+        reassign = should_reassign(cfg, epoch)
+        sampler = D.EpochSampler(n, cfg.seed, epoch, rank, world, start=step_in_epoch * cfg.batch_size)
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                            num_workers=cfg.workers, pin_memory=device.startswith("cuda"),
+                            persistent_workers=False)
+        sums = {"loss": 0.0, "changed": 0, "seen": 0, "assign_s": 0.0}
+        z_sample = []
+        t0 = time.time()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0,
+                   initial=step_in_epoch, total=steps_per_epoch, leave=False)
+        for x, _, idx in bar:
+            torch.manual_seed(D.seed_of(cfg.seed, epoch, step_in_epoch, rank))  # dropout etc.
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, global_step, total_steps)
+            x = x.to(device, non_blocking=True)
+            if device.startswith("cuda"):
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
+                z = net(x).float()                                            # (b, d), unit rows
+            if reassign:  # 2. re-solve the batch's assignment before the loss
+                ta = time.perf_counter()
+                new = assignment.solve(idx, z.detach(), targets, rank, world)
+                for i, t in zip(_all_gather(idx, world), _all_gather(new, world)):
+                    sums["changed"] += assignment.apply(i, t)
+                sums["assign_s"] += time.perf_counter() - ta
+            c = targets[assignment.table[idx]].to(device, non_blocking=True)  # (b, d)
+            loss = (z - c).pow(2).sum(1).mean()                               # 3. ||z - c||^2
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at epoch {epoch}, step {step_in_epoch}; stopped. The last good "
+                    f"checkpoint {ckpt} is kept. Lower --lr (now {cfg.lr}) or check the input images.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step_in_epoch += 1
+            global_step += 1
+            sums["loss"] += loss.item()
+            sums["seen"] += len(idx)
+            if sum(len(z_) for z_ in z_sample) < 2048:
+                z_sample.append(z.detach().float().cpu())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if on_step is not None:
+                on_step(global_step, loss.item())
+            if cfg.ckpt_every and global_step % cfg.ckpt_every == 0 and step_in_epoch < steps_per_epoch:
+                checkpoint(epoch, step_in_epoch)
+            if cfg.max_steps and global_step >= cfg.max_steps:
+                break
+        bar.close()
+        steps = max(1, sums["seen"] // cfg.batch_size)
+        dt = time.time() - t0
+        z_sample = torch.cat(z_sample) if z_sample else torch.zeros(0, cfg.d)
+        if step_in_epoch < steps_per_epoch:  # stopped early by max_steps
+            checkpoint(epoch, step_in_epoch)
+            break
+        history.append({"epoch": epoch + 1, "loss": sums["loss"] / steps,
+                        "changed": sums["changed"] * world / max(1, sums["seen"] * world),
+                        "uniformity": uniformity(z_sample) if len(z_sample) > 1 else float("nan"),
+                        "images_per_s": sums["seen"] * world / dt, "assign_s": sums["assign_s"],
+                        "epoch_s": dt, "lr": lr_at(cfg, global_step, total_steps), "reassigned": reassign})
+        epoch, step_in_epoch = epoch + 1, 0
+        checkpoint(epoch, 0)
+        if rank == 0:
+            cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(cfg.log_path, "a") as f:
+                f.write(json.dumps(history[-1]) + "\n")
+            h = history[-1]
+            print(f"epoch {h['epoch']}: loss {h['loss']:.4f}  changed {h['changed']:.3f}  "
+                  f"uniformity {h['uniformity']:.3f}  {h['images_per_s']:.0f} img/s")
+
+    results = {"name": cfg.name, "command": command or " ".join(sys.argv), "config": dataclasses.asdict(cfg),
+               "commit": git_commit(), "versions": versions(), "n": n, "k": k, "world": world,
+               "wall_time_s": time.time() - start_time, "epochs_done": epoch, "history": history}
+    if rank == 0 and cfg.eval_knn and epoch == cfg.epochs:
+        results["knn20_val"] = evaluate_knn(model, cfg, device)
+    if rank == 0:
+        cfg.results_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cfg.results_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        os.replace(tmp, cfg.results_path)
+    return results
+
+
+def evaluate_knn(model, cfg: TrainConfig, device: str = "cpu", k: int = 20) -> float:
+    """kNN-20 (cosine) on the embedding: train split as memory, val split as queries."""
+    from .evaluate import evaluate_model
+    if cfg.val_fraction == 0 and cfg.dataset != "cifar10":
+        return float("nan")
+    return evaluate_model(model, cfg, knn_k=k, probe_epochs=0, device=device)[f"knn{k}_embed"]
