@@ -6,6 +6,7 @@ is a function of (seed, epoch, step or sample index), so a resumed run takes
 exactly the same steps as one that was never interrupted.
 """
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -144,7 +145,7 @@ def save_atomic(obj, path: Path) -> None:
 def versions() -> dict:
     import torchvision
     from . import __version__
-    return {"python": platform.python_version(), "torch": torch.__version__,
+    return {"python": platform.python_version(), "torch": str(torch.__version__),
             "torchvision": torchvision.__version__, "nattools": __version__}
 
 
@@ -172,21 +173,40 @@ def load_checkpoint(path, device: str = "cpu"):
     return model.to(device).eval(), cfg
 
 
-def _distributed():
-    """(rank, world) under torchrun, else (0, 1)."""
-    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+def _distributed(device: str):
+    """(rank, world) under torchrun, else (0, 1). NCCL between GPUs, gloo on CPUs."""
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
         return 0, 1
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
 
 def _all_gather(t: torch.Tensor, world: int) -> list:
+    """Every rank's t (the same shape on every rank), as CPU tensors in rank order."""
     if world == 1:
         return [t]
+    if dist.get_backend() == "nccl":  # NCCL only moves CUDA tensors
+        t = t.cuda()
     out = [torch.empty_like(t) for _ in range(world)]
     dist.all_gather(out, t)
-    return out
+    return [o.cpu() for o in out]
+
+
+def _same_on_all_ranks(value, world: int, what: str) -> list:
+    """Gather a small picklable value from every rank; raise on every rank if they differ."""
+    values = [value]
+    if world > 1:
+        values = [None] * world
+        dist.all_gather_object(values, value)
+    if any(v != values[0] for v in values):
+        raise RuntimeError(f"ranks disagree on {what}: {values}")
+    return values
+
+
+def table_digest(assignment: Assignment) -> str:
+    """A short fingerprint of the sample -> target table (equal tables, equal digests)."""
+    return hashlib.sha256(assignment.table.numpy().tobytes()).hexdigest()[:16]
 
 
 # Named recipes; command-line options override them.
@@ -211,8 +231,9 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
     on_step(global_step, loss) is called after every optimiser step (tests use it
     to simulate a kill)."""
     cfg.validate()
-    rank, world = _distributed()
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    own_group = not dist.is_initialized()
+    rank, world = _distributed(device)
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
@@ -224,10 +245,12 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
         base = torch.utils.data.Subset(base, range(min(cfg.limit, len(base))))
     train_set = D.Indexed(base, D.train_transform(cfg.image_size, cfg.crop_min), seed=cfg.seed)
     n = len(train_set)
+    if world > 1 and n < world * cfg.batch_size:  # every rank needs a full batch per step
+        raise ValueError(f"bad config: {world} processes x batch_size {cfg.batch_size} = {world * cfg.batch_size} "
+                         f"samples per step, but the training set has only n={n}"
+                         + (" (more processes than samples)" if world > n else "")
+                         + "; use fewer processes (--nproc_per_node) or a smaller --batch_size")
     cfg.validate(n)
-    if n // world < cfg.batch_size:
-        raise ValueError(f"bad config: {world} processes x batch_size {cfg.batch_size} > n={n} samples; "
-                         f"use fewer processes or a smaller --batch_size")
     k = cfg.k or n
     steps_per_epoch = (n // world) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
@@ -237,7 +260,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
     model = build_model(cfg).to(device)
     if device.startswith("cuda"):
         model = model.to(memory_format=torch.channels_last)
-    targets = build_targets(cfg, k)
+    targets = build_targets(cfg, k).to(device)  # a TargetStore then generates rows on the device
     assignment = Assignment(n, k, seed=cfg.seed)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     epoch, step_in_epoch, history = 0, 0, []
@@ -254,15 +277,24 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
         opt.load_state_dict(state["optimizer"])
         assignment.load_state_dict(state["assignment"])
         epoch, step_in_epoch, history = state["epoch"], state["step"], state["history"]
+        if step_in_epoch and state.get("world", 1) != world:  # mid-epoch, another number of processes:
+            seen = step_in_epoch * cfg.batch_size * state.get("world", 1)  # a prefix of the epoch's shuffle
+            step_in_epoch = seen // (cfg.batch_size * world)           # (EpochSampler interleaves ranks)
         if rank == 0:
             print(f"resuming {ckpt} at epoch {epoch}, step {step_in_epoch}")
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    # Every rank must start from the same point (with several machines, --out on a disk they all see).
+    _same_on_all_ranks((epoch, step_in_epoch, table_digest(assignment)), world, "where to start (epoch, step, table)")
+    net = model
+    if world > 1:  # averages gradients; BN statistics stay per rank, running buffers follow rank 0
+        ids = [torch.device(device)] if device.startswith("cuda") else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def checkpoint(epoch, step):
         if rank == 0:
             save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
                          "optimizer": opt.state_dict(), "assignment": assignment.state_dict(),
-                         "epoch": epoch, "step": step, "history": history, "versions": versions()}, ckpt)
+                         "epoch": epoch, "step": step, "world": world, "history": history,
+                         "versions": versions()}, ckpt)
 
     global_step = epoch * steps_per_epoch + step_in_epoch
     while epoch < cfg.epochs:
@@ -322,7 +354,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
             checkpoint(epoch, step_in_epoch)
             break
         history.append({"epoch": epoch + 1, "loss": sums["loss"] / steps,
-                        "changed": sums["changed"] * world / max(1, sums["seen"] * world),
+                        "changed": sums["changed"] / max(1, sums["seen"] * world),  # changes counted on all ranks
                         "uniformity": uniformity(z_sample) if len(z_sample) > 1 else float("nan"),
                         "images_per_s": sums["seen"] * world / dt, "assign_s": sums["assign_s"],
                         "epoch_s": dt, "lr": lr_at(cfg, global_step, total_steps), "reassigned": reassign})
@@ -336,9 +368,13 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
             print(f"epoch {h['epoch']}: loss {h['loss']:.4f}  changed {h['changed']:.3f}  "
                   f"uniformity {h['uniformity']:.3f}  {h['images_per_s']:.0f} img/s")
 
+    # Every rank must end with the same table (checked); this also holds every rank here
+    # until all have finished training, so rank 0's evaluation below keeps nobody at a collective.
+    digests = _same_on_all_ranks(table_digest(assignment), world, "the assignment table")
     results = {"name": cfg.name, "command": command or " ".join(sys.argv), "config": dataclasses.asdict(cfg),
                "commit": git_commit(), "versions": versions(), "n": n, "k": k, "world": world,
                "wall_time_s": time.time() - start_time, "epochs_done": epoch, "history": history}
+    results["table_digests"] = digests  # one per rank, all equal
     if rank == 0 and cfg.eval_knn and epoch == cfg.epochs:
         results["knn20_val"] = evaluate_knn(model, cfg, device)
     if rank == 0:
@@ -346,6 +382,8 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
         tmp = cfg.results_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(results, indent=1))
         os.replace(tmp, cfg.results_path)
+    if world > 1 and own_group:
+        dist.destroy_process_group()
     return results
 
 
