@@ -17,7 +17,8 @@ MODELS = ("small", "alexnet")
 
 class FrontEnd(nn.Module):
     """Fixed preprocessing: normalise, then grey-scale + Sobel (2 channels),
-    grey only (1) or RGB (3). No parameters: buffers only, so it stays out of the
+    grey only (1) or RGB (3). Sobel pads by replicating the border, so the image
+    frame itself is not an edge. No parameters: buffers only, so it stays out of the
     optimiser and travels inside every checkpoint."""
 
     def __init__(self, input: str = "sobel"):
@@ -41,7 +42,7 @@ class FrontEnd(nn.Module):
         grey = x.mean(dim=1, keepdim=True)                     # (B,1,H,W)
         if self.input == "grey":
             return grey
-        return F.conv2d(grey, self.sobel, padding=1)           # (B,2,H,W)
+        return F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), self.sobel)  # (B,2,H,W)
 
 
 def _conv(cin, cout, k, stride=1, pad=0):

@@ -1,0 +1,159 @@
+import dataclasses
+import importlib
+import json
+
+import pytest
+import torch
+
+import nattools
+T = importlib.import_module("nattools.train")  # the module (nattools.train is the function)
+
+
+def test_smoke_trains_on_digits_and_writes_artefacts(tiny_cfg):
+    cfg = tiny_cfg(eval_knn=True)
+    res = nattools.train(cfg)
+    assert res["epochs_done"] == 2 and len(res["history"]) == 2
+    h = res["history"][-1]
+    assert 0 < h["loss"] < 4 and 0 <= h["changed"] <= 1 and h["images_per_s"] > 0 and h["uniformity"] < 0
+    assert res["history"][0]["changed"] > 0          # the assignment moved
+    assert 0.1 < res["knn20_val"] <= 1               # above chance (10 classes) on the val split
+    assert {"command", "commit", "versions", "wall_time_s", "config"} <= set(res)
+    saved = json.loads(cfg.results_path.read_text())
+    assert saved["history"] == res["history"]
+    assert len(cfg.log_path.read_text().splitlines()) == 2
+    state = torch.load(cfg.checkpoint_path, weights_only=True)  # no code runs on load
+    assert state["epoch"] == 2 and state["config"]["dataset"] == "digits"
+    model, cfg2 = nattools.load_checkpoint(cfg.checkpoint_path)
+    assert cfg2 == cfg
+    z = model.embed(torch.rand(3, 3, 32, 32))
+    assert z.shape == (3, 16) and torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_at(step):
+    def on_step(global_step, loss):
+        if global_step == step:
+            raise Killed  # no handler saves anything: like a SIGKILL between two steps
+    return on_step
+
+
+def final_state(cfg):
+    state = torch.load(cfg.checkpoint_path, weights_only=True)
+    return state["model"], state["assignment"]["table"], state["optimizer"]
+
+
+def assert_same_run(a, b):
+    (ma, ta, oa), (mb, tb, ob) = a, b
+    assert torch.equal(ta, tb)
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
+    assert all(torch.equal(x, y) for s1, s2 in zip(oa["state"].values(), ob["state"].values())
+               for x, y in zip(s1.values(), s2.values()))
+
+
+@pytest.mark.parametrize("ckpt_every,kill", [(0, 13), (3, 14)])
+def test_killed_and_resumed_run_equals_uninterrupted_run(tiny_cfg, tmp_path, ckpt_every, kill):
+    """8 steps per epoch; killed in epoch 2 and resumed from the last checkpoint
+    (end of epoch 1, or mid-epoch with ckpt_every), the run ends bit-identical."""
+    ref = tiny_cfg(out=str(tmp_path / "ref"), ckpt_every=ckpt_every)
+    T.train(ref)
+    cut = tiny_cfg(out=str(tmp_path / "cut"), ckpt_every=ckpt_every)
+    with pytest.raises(Killed):
+        T.train(cut, on_step=kill_at(kill))
+    state = torch.load(cut.checkpoint_path, weights_only=True)
+    assert (state["epoch"], state["step"]) == ((1, 0) if ckpt_every == 0 else (1, 4))
+    T.train(cut)
+    assert_same_run(final_state(ref), final_state(cut))
+
+
+def test_kill_during_save_keeps_the_previous_checkpoint(tiny_cfg, monkeypatch):
+    cfg = tiny_cfg(epochs=1)
+    T.train(cfg)
+    before = cfg.checkpoint_path.read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise Killed
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(Killed):
+        T.train(dataclasses.replace(cfg, epochs=2))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert cfg.checkpoint_path.read_bytes() == before
+    nattools.load_checkpoint(cfg.checkpoint_path)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg, monkeypatch):
+    cfg = tiny_cfg(epochs=1)
+    T.train(cfg)
+    before = cfg.checkpoint_path.read_bytes()
+    real = nattools.targets.TargetStore.__getitem__
+    # a poisoned target store: the loss becomes NaN at the first step
+    monkeypatch.setattr(nattools.targets.TargetStore, "__getitem__", lambda self, ids: real(self, ids) * float("nan"))
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        T.train(dataclasses.replace(cfg, epochs=2, reassign_every=0))
+    assert cfg.checkpoint_path.read_bytes() == before
+
+
+def test_resume_refuses_a_checkpoint_from_another_config(tiny_cfg):
+    cfg = tiny_cfg(epochs=1)
+    T.train(cfg)
+    with pytest.raises(ValueError, match="another config.*d: 16 in checkpoint, 32 now"):
+        T.train(dataclasses.replace(cfg, d=32))
+
+
+def test_never_reassign_keeps_the_random_table(tiny_cfg):
+    cfg = tiny_cfg(reassign_every=0)
+    res = T.train(cfg)
+    _, table, _ = final_state(cfg)
+    assert torch.equal(table, nattools.assign.Assignment(256, 256, seed=0).table)
+    assert all(h["changed"] == 0 and not h["reassigned"] for h in res["history"])
+
+
+def test_reassign_schedule():
+    cfg = nattools.TrainConfig(reassign_every=3)
+    assert [T.should_reassign(cfg, e) for e in range(7)] == [True, False, False, True, False, False, True]
+    assert not T.should_reassign(nattools.TrainConfig(reassign_every=0), 0)
+
+
+def test_k_larger_than_n_uses_free_targets(tiny_cfg):
+    cfg = tiny_cfg(k=400, epochs=1)
+    T.train(cfg)
+    _, table, _ = final_state(cfg)
+    assert len(torch.unique(table)) == 256 and int(table.max()) < 400 and bool((table >= 256).any())
+
+
+@pytest.mark.parametrize("override,message", [
+    (dict(k=100), "k=100 < n=256"),
+    (dict(d=1), "d must be >= 2"),
+    (dict(batch_size=1), "at least 2 samples"),
+    (dict(batch_size=300), "batch_size=300 > n=256"),
+    (dict(lr=0.0), "positive"),
+    (dict(lr=-1.0), "positive"),
+    (dict(dataset="mnist"), "unknown dataset"),
+    (dict(model="resnet"), "unknown model"),
+    (dict(input="hsv"), "unknown input"),
+    (dict(epochs=0), "at least 1 epoch"),
+])
+def test_bad_config_fails_before_training(tiny_cfg, override, message):
+    cfg = tiny_cfg(**override)
+    with pytest.raises(ValueError, match=message):
+        T.train(cfg)
+    assert not cfg.checkpoint_path.exists()
+
+
+def test_missing_data_folder_fails_before_training(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(dataset="imagefolder", data_root=str(tmp_path / "no_such_folder"))
+    with pytest.raises(FileNotFoundError, match="no_such_folder does not exist"):
+        T.train(cfg)
+
+
+def test_corrupt_image_is_named_before_training(tiny_cfg, tmp_path, image_tree):
+    root = image_tree(tmp_path / "imgs", {"a": 20, "b": 20})
+    (root / "a" / "0007.jpg").write_bytes(b"\\xff\\xd8 truncated")
+    cfg = tiny_cfg(dataset="imagefolder", data_root=str(root), limit=0, batch_size=8)
+    with pytest.raises(ValueError, match="0007.jpg"):
+        T.train(cfg)
+    assert not cfg.checkpoint_path.exists()
