@@ -21,7 +21,7 @@ def _i64(x: int) -> int:
 
 def _shr(x: torch.Tensor, s: int) -> torch.Tensor:
     """Logical right shift of int64 bit patterns (torch's >> is arithmetic)."""
-    return (x >> s) & ((1 << (64 - s)) - 1)
+    return (x >> s).bitwise_and_((1 << (64 - s)) - 1)
 
 
 _M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB  # SplitMix64's multipliers
@@ -75,7 +75,7 @@ class TargetStore:
     Memory per target: zero.
     """
 
-    chunk = 4096  # rows generated at a time: bounds the temporaries (4096 x d/2 int64)
+    chunk_values = 1 << 16  # Gaussian pairs generated at a time: bounds the temporaries (a few MB)
 
     def __init__(self, n: int, d: int, seed: int = 0):
         if n < 1:
@@ -107,11 +107,13 @@ class TargetStore:
             raise IndexError(f"target ids must lie in [0, {self.n}), got range "
                              f"[{int(ids.min())}, {int(ids.max())}]")
         flat = ids.reshape(-1)
-        rows = torch.cat([self._rows(flat[i:i + self.chunk]) for i in range(0, len(flat), self.chunk)]) \
-            if len(flat) else torch.zeros(0, self.d, device=ids.device)
+        rows = torch.empty(len(flat), self.d, device=ids.device)
+        step = max(1, self.chunk_values // self.pairs)
+        for i in range(0, len(flat), step):
+            self._rows(flat[i:i + step], out=rows[i:i + step])
         return rows.reshape(*ids.shape, self.d)
 
-    def _rows(self, ids: torch.Tensor) -> torch.Tensor:
+    def _rows(self, ids: torch.Tensor, out: torch.Tensor) -> None:
         # counter = id * pairs + j, so counter * GAMMA + c0 = (id * pairs * GAMMA + c0) + j * GAMMA (mod 2^64)
         first = ids * _i64(self.pairs * _GAMMA % (1 << 64)) + _i64((_start(self.seed) + _GAMMA) % (1 << 64))
         step = torch.arange(self.pairs, device=ids.device) * _i64(_GAMMA)
@@ -119,7 +121,7 @@ class TargetStore:
         r = _shr(w, 41).float().add_(0.5).mul_(2.0 ** -23).log_().mul_(-2.0).sqrt_()
         a = (w & 0xFFFFFF).float().mul_(2 * math.pi * 2.0 ** -24)
         g = torch.stack((torch.cos(a).mul_(r), a.sin_().mul_(r)), -1).view(len(ids), -1)[:, : self.d]
-        return g / torch.linalg.vector_norm(g, dim=1, keepdim=True)           # (B, d) unit rows
+        torch.div(g, torch.linalg.vector_norm(g, dim=1, keepdim=True), out=out)  # (B, d) unit rows
 
     def all(self) -> torch.Tensor:
         """Every target as one dense (n, d) tensor: only for small stores."""

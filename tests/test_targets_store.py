@@ -72,7 +72,7 @@ def test_rows_are_reproducible_across_calls_batchings_orders_and_threads():
     assert torch.equal(full.reshape(7, 100, 33), store[ids.reshape(7, 100)])          # 2-D ids
     assert torch.equal(full, TargetStore(5000, 33, seed=4)[ids])                      # a new store
     small = TargetStore(5000, 33, seed=4)
-    small.chunk = 64
+    small.chunk_values = 64 * 17
     assert torch.equal(full, small[ids])                                              # other chunking
     threads = torch.get_num_threads()
     try:
