@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
+PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"  # the project's checkpoints/ and results/
 DATASETS = ("cifar10", "digits", "imagefolder", "stl10")
 SPLITS = ("train", "val")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

@@ -251,7 +251,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
     base = D.load(cfg.dataset, "train", cfg.data_root or None, cfg.val_fraction, cfg.download)
     if cfg.limit:
         base = torch.utils.data.Subset(base, range(min(cfg.limit, len(base))))
-    train_set = D.Indexed(base, D.train_transform(cfg.image_size, cfg.crop_min), seed=cfg.seed)
+    train_set = D.training_set(base, cfg.image_size, cfg.workers)  # (uint8 image, label, index)
     n = len(train_set)
     if world > 1 and n < world * cfg.batch_size:  # every rank needs a full batch per step
         raise ValueError(f"bad config: {world} processes x batch_size {cfg.batch_size} = {world * cfg.batch_size} "
@@ -309,19 +309,22 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
         model.train()
         reassign = should_reassign(cfg, epoch)
         sampler = D.EpochSampler(n, cfg.seed, epoch, rank, world, start=step_in_epoch * cfg.batch_size)
+        in_memory = isinstance(train_set, D.InMemory)  # then a batch is a tensor index: no workers
         loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                            num_workers=cfg.workers, pin_memory=device.startswith("cuda"),
-                            persistent_workers=False)
+                            num_workers=0 if in_memory else cfg.workers, pin_memory=device.startswith("cuda"))
         sums = {"loss": 0.0, "changed": 0, "seen": 0, "assign_s": 0.0}
         z_sample = []
         t0 = time.time()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0,
                    initial=step_in_epoch, total=steps_per_epoch, leave=False)
         for x, _, idx in bar:
-            torch.manual_seed(D.seed_of(cfg.seed, epoch, step_in_epoch, rank))  # dropout etc.
+            step_seed = D.seed_of(cfg.seed, epoch, step_in_epoch, rank)  # randomness = f(position)
+            torch.manual_seed(step_seed)                                    # dropout
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, global_step, total_steps)
             x = x.to(device, non_blocking=True)
+            x = D.augment(x, cfg.image_size, cfg.crop_min,
+                          torch.Generator(device).manual_seed(step_seed))  # (b,3,S,S) float
             if device.startswith("cuda"):
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
