@@ -36,6 +36,7 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--out", default=None, help="also write the figures (with the command and commit) to this JSON file")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,6 +72,13 @@ def main(argv=None) -> dict:
         "cpu": platform.processor() or platform.machine(), "torch": str(torch.__version__),
     }
     print(json.dumps(figures, indent=1))
+    if args.out:
+        import sys
+        from pathlib import Path
+        from nattools.train import git_commit
+        record = {"command": "python " + " ".join(sys.argv), "commit": git_commit(), "figures": figures}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=1))
     return figures
 
 

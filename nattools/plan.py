@@ -116,7 +116,8 @@ def plan(cfg, world: int = None, measure_steps: int = 2, measure_batch: int = No
     images = n * cfg.epochs                            # what the run feeds the model
     reassign_images = per_rank * world * reassign_epochs
     seconds_one = reassign_images / nat_ips + (images - reassign_images) / fixed_ips
-    name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    name = torch.cuda.get_device_name() if cuda else f"CPU ({threads} thread{'s' if threads > 1 else ''})"
     return {
         "config": {f: getattr(cfg, f) for f in ("name", "dataset", "model", "image_size", "d", "batch_size",
                                                 "epochs", "reassign_every", "lr", "bf16")},
