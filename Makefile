@@ -4,7 +4,17 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/nattools
 SHARED_CIFAR := ../shared/data/cifar10-jpg-train25k.tar.gz
 
-.PHONY: setup data book test bench clean
+# The book: strict build (warnings and cell errors fail it), execution cache in _build/.jupyter_cache.
+BOOK_BUILD := $(VENV)/bin/jupyter-book build -W -n --keep-going book/
+# JavaScript the built pages load from their own static files (no CDN): fetched once with npm into
+# book/_vendor (git-ignored; book/_ext/offline_assets.py copies it to _build/html/_static/vendor).
+VENDOR := book/_vendor
+NPM_PACKAGES := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 mathjax@3.2.2
+NPM_DIR := $(CACHE)/npm
+# Notebook tests: every chapter runs top to bottom with small budgets; plotly ids sanitised.
+NBVAL := NATTOOLS_BUDGET=small $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
+
+.PHONY: setup data vendor chromium book test nbval bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,11 +29,37 @@ data:
 	@if [ -f $(SHARED_CIFAR) ] && [ ! -d $(CACHE)/cifar10-jpg/train ]; then \
 		mkdir -p $(CACHE) && tar -xzf $(SHARED_CIFAR) -C $(CACHE) && echo "unpacked CIFAR-10 into $(CACHE)"; fi
 
-book: setup data
-	$(VENV)/bin/jupyter-book build book/
+vendor: $(VENDOR)/.fetched
 
-test: setup data
-	$(PY) -m pytest -q tests
+$(VENDOR)/.fetched: Makefile
+	mkdir -p $(NPM_DIR) $(VENDOR)
+	cd $(NPM_DIR) && npm install --no-audit --no-fund --no-save --loglevel=error $(NPM_PACKAGES)
+	rm -rf $(VENDOR)/html-manager $(VENDOR)/mathjax && mkdir -p $(VENDOR)/html-manager $(VENDOR)/mathjax
+	cp $(NPM_DIR)/node_modules/requirejs/require.js $(VENDOR)/
+	cd $(NPM_DIR)/node_modules/@jupyter-widgets/html-manager/dist && \
+		cp embed-amd.js *.woff *.woff2 *.ttf *.eot *.svg $(CURDIR)/$(VENDOR)/html-manager/
+	cd $(NPM_DIR)/node_modules/mathjax/es5 && cp -r tex-chtml.js input output ui a11y adaptors $(CURDIR)/$(VENDOR)/mathjax/
+	touch $@
+
+# Headless Chromium for the browser test (Debian package).
+chromium:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core; }
+
+book: setup data vendor
+	$(BOOK_BUILD)
+
+nbval: setup data
+	$(NBVAL)
+
+# The single test command (CI runs it): unit tests, every chapter under nbval,
+# then the strict book build (cached) and the headless-browser check of its pages.
+test: setup data vendor chromium
+	$(PY) -m pytest -q tests --ignore=tests/test_book.py
+	$(NBVAL)
+	$(BOOK_BUILD)
+	NATTOOLS_BOOK_HTML=_build/html $(PY) -m pytest -q tests/test_book.py
 
 bench: setup data
 	$(PY) -m nattools bench
