@@ -68,7 +68,8 @@ class NATNet(nn.Module):
         """(B,3,H,W) -> (B,d) rows of unit L2 norm."""
         return F.normalize(self.project(x), dim=1)
 
-    forward = embed
+    def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        return self.embed(x) if normalize else self.project(x)
 
 
 def small_net(d: int = 128, input: str = "sobel", width: int = 64, hidden: int = 512) -> NATNet:

@@ -31,6 +31,9 @@ from .targets import TargetStore, discrete_targets
 from .plan import plan  # noqa: F401  (python -m nattools train --dry-run)
 
 
+OBJECTIVES = ("nat", "square", "softmax")
+
+
 @dataclass
 class TrainConfig:
     """Defaults are the scaled-down CIFAR-10 recipe (small net, 32 px, Sobel)."""
@@ -47,6 +50,7 @@ class TrainConfig:
     crop_min: float = 0.5           # random crops keep at least this fraction of the area
     d: int = 128                    # embedding / target dimension
     k: int = 0                      # number of targets; 0 = n (one per sample)
+    objective: str = "nat"          # nat | square, softmax: supervised baselines that use labels (d = classes)
     targets: str = "sphere"         # sphere (continuous) | discrete (k_codes one-hot/codes)
     k_codes: int = 10
     epochs: int = 10
@@ -88,6 +92,8 @@ class TrainConfig:
             bad(f"unknown model {self.model!r}; choose one of {MODELS}")
         if self.input not in INPUTS:
             bad(f"unknown input {self.input!r}; choose one of {INPUTS}")
+        if self.objective not in OBJECTIVES:
+            bad(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
         if self.targets not in ("sphere", "discrete"):
             bad(f"unknown targets {self.targets!r}; choose 'sphere' or 'discrete'")
         if self.schedule not in ("cosine", "constant"):
@@ -249,6 +255,9 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
 
     # Data: (x, label, index); labels are never used by the loss.
     base = D.load(cfg.dataset, "train", cfg.data_root or None, cfg.val_fraction, cfg.download)
+    if cfg.objective != "nat" and cfg.d != len(base.classes):
+        raise ValueError(f"bad config: objective {cfg.objective!r} predicts the {len(base.classes)} classes; "
+                         f"set --d {len(base.classes)}")
     if cfg.limit:
         base = torch.utils.data.Subset(base, range(min(cfg.limit, len(base))))
     train_set = D.training_set(base, cfg.image_size, cfg.workers)  # (uint8 image, label, index)
@@ -307,7 +316,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
     global_step = epoch * steps_per_epoch + step_in_epoch
     while epoch < cfg.epochs:
         model.train()
-        reassign = should_reassign(cfg, epoch)
+        reassign = should_reassign(cfg, epoch) and cfg.objective == "nat"
         sampler = D.EpochSampler(n, cfg.seed, epoch, rank, world, start=step_in_epoch * cfg.batch_size)
         in_memory = isinstance(train_set, D.InMemory)  # then a batch is a tensor index: no workers
         loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
@@ -317,7 +326,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
         t0 = time.time()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0,
                    initial=step_in_epoch, total=steps_per_epoch, leave=False)
-        for x, _, idx in bar:
+        for x, y, idx in bar:
             step_seed = D.seed_of(cfg.seed, epoch, step_in_epoch, rank)  # randomness = f(position)
             torch.manual_seed(step_seed)                                    # dropout
             for group in opt.param_groups:
@@ -328,15 +337,20 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
             if device.startswith("cuda"):
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
-                z = net(x).float()                                            # (b, d), unit rows
-            if reassign:  # 2. re-solve the batch's assignment before the loss
-                ta = time.perf_counter()
-                new = assignment.solve(idx, z.detach(), targets, rank, world)
-                for i, t in zip(_all_gather(idx, world), _all_gather(new, world)):
-                    sums["changed"] += assignment.apply(i, t)
-                sums["assign_s"] += time.perf_counter() - ta
-            c = targets[assignment.table[idx]].to(device, non_blocking=True)  # (b, d)
-            loss = (z - c).pow(2).sum(1).mean()                               # 3. ||z - c||^2
+                z = net(x, normalize=cfg.objective != "softmax").float()     # (b, d), unit rows
+            if cfg.objective == "nat":
+                if reassign:  # 2. re-solve the batch's assignment before the loss
+                    ta = time.perf_counter()
+                    new = assignment.solve(idx, z.detach(), targets, rank, world)
+                    for i, t in zip(_all_gather(idx, world), _all_gather(new, world)):
+                        sums["changed"] += assignment.apply(i, t)
+                    sums["assign_s"] += time.perf_counter() - ta
+                c = targets[assignment.table[idx]].to(device, non_blocking=True)  # (b, d)
+                loss = (z - c).pow(2).sum(1).mean()                               # 3. ||z - c||^2
+            else:  # supervised baselines: the labels give the targets
+                y = torch.as_tensor(y, device=device)
+                loss = F.cross_entropy(z, y) if cfg.objective == "softmax" else \
+                    (z - F.one_hot(y, cfg.d).float()).pow(2).sum(1).mean()
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss is {loss.item()} at epoch {epoch}, step {step_in_epoch}; stopped. The last good "

@@ -136,6 +136,8 @@ def test_k_larger_than_n_uses_free_targets(tiny_cfg):
     (dict(model="resnet"), "unknown model"),
     (dict(input="hsv"), "unknown input"),
     (dict(epochs=0), "at least 1 epoch"),
+    (dict(objective="triplet"), "unknown objective"),
+    (dict(objective="square"), "set --d 10"),
 ])
 def test_bad_config_fails_before_training(tiny_cfg, override, message):
     cfg = tiny_cfg(**override)
@@ -157,3 +159,10 @@ def test_corrupt_image_is_named_before_training(tiny_cfg, tmp_path, image_tree):
     with pytest.raises(ValueError, match="0007.jpg"):
         T.train(cfg)
     assert not cfg.checkpoint_path.exists()
+
+
+@pytest.mark.parametrize("objective", ["square", "softmax"])
+def test_supervised_baselines_learn_the_labels(tiny_cfg, objective):
+    res = T.train(tiny_cfg(objective=objective, d=10, epochs=3, eval_knn=True))
+    losses = [h["loss"] for h in res["history"]]
+    assert losses[-1] < losses[0] and res["knn20_val"] > 0.5  # digits: chance is 0.1
