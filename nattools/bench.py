@@ -11,35 +11,16 @@ import time
 
 import torch
 
-from .assign import Assignment
+from .bench_gpu import nat_step_timer
 from .models import build_model
 from .targets import TargetStore
 from .train import TrainConfig, train
 
 
-def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 5, image_size: int = None, n: int = None):
+def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 5):
     """Median seconds of a NAT step and of a fixed-target step, interleaved so
     that machine noise hits both alike. -> (nat_s, fixed_s)."""
-    torch.manual_seed(0)
-    size = image_size or cfg.image_size
-    model = build_model(cfg)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    n = n or 4 * batch
-    targets, assignment = TargetStore(n, cfg.d), Assignment(n, n)
-    x = torch.rand(batch, 3, size, size)
-
-    def step(reassign: bool) -> float:
-        idx = torch.randperm(n)[:batch]
-        t = time.perf_counter()
-        z = model.embed(x)
-        if reassign:
-            assignment.apply(idx, assignment.solve(idx, z.detach(), targets))
-        loss = (z - targets[assignment.table[idx]]).pow(2).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return time.perf_counter() - t
-
+    step = nat_step_timer(cfg, batch, device="cpu", n=4 * batch)
     step(True), step(False)  # warm-up
     nat, fixed = [], []
     for _ in range(repeats):
@@ -96,5 +77,5 @@ def run_bench(args) -> dict:
           f"ratio {trainer / bare:.3f}")
     if getattr(args, "alexnet", False):
         from .bench_gpu import bench_alexnet
-        figures.update(bench_alexnet())
+        figures.update({f"alexnet_{k}": v for k, v in bench_alexnet().items()})
     return figures
