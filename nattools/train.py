@@ -66,6 +66,7 @@ class TrainConfig:
     bf16: bool = False              # bf16 autocast (GPU)
     out: str = "data"               # checkpoints/ and results/ go here
     ckpt_every: int = 0             # also checkpoint every N steps (0 = at the end of each epoch only)
+    snapshot_every: int = 0         # also keep the weights of every N-th epoch: NAME_epochE.pt (0 = never)
     max_steps: int = 0              # stop after N steps in total (0 = run all epochs)
     resume: bool = True             # continue from out/checkpoints/name.pt if it exists
     eval_knn: bool = True           # kNN-20 on the validation split at the end
@@ -385,6 +386,9 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
                         "epoch_s": dt, "lr": lr_at(cfg, global_step, total_steps), "reassigned": reassign})
         epoch, step_in_epoch = epoch + 1, 0
         checkpoint(epoch, 0)
+        if rank == 0 and cfg.snapshot_every and epoch % cfg.snapshot_every == 0:  # weights only, for studies
+            save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(), "epoch": epoch},
+                        ckpt.with_name(f"{cfg.name}_epoch{epoch}.pt"))
         if rank == 0:
             cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(cfg.log_path, "a") as f:

@@ -10,7 +10,7 @@ T = importlib.import_module("nattools.train")  # the module (nattools.train is t
 
 
 def test_smoke_trains_on_digits_and_writes_artefacts(tiny_cfg):
-    cfg = tiny_cfg(eval_knn=True)
+    cfg = tiny_cfg(eval_knn=True, snapshot_every=2)
     res = nattools.train(cfg)
     assert res["epochs_done"] == 2 and len(res["history"]) == 2
     h = res["history"][-1]
@@ -27,6 +27,9 @@ def test_smoke_trains_on_digits_and_writes_artefacts(tiny_cfg):
     assert cfg2 == cfg
     z = model.embed(torch.rand(3, 3, 32, 32))
     assert z.shape == (3, 16) and torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+    snap, _ = nattools.load_checkpoint(cfg.checkpoint_path.with_name("tiny_epoch2.pt"))
+    assert all(torch.equal(a, b) for a, b in zip(snap.state_dict().values(), model.state_dict().values()))
+    assert not cfg.checkpoint_path.with_name("tiny_epoch1.pt").exists()
 
 
 class Killed(Exception):
