@@ -20,6 +20,23 @@ from sphinx.errors import ExtensionError
 NEEDED = ("require.js", "html-manager/embed-amd.js", "mathjax/tex-chtml.js")
 
 
+# The ipywidgets HTML manager typesets widget labels with MathJax 2's API
+# (MathJax.Hub.Queue); the book loads MathJax 3. Map the one call it makes onto MathJax 3.
+MATHJAX2_SHIM = """document.addEventListener("DOMContentLoaded", function () {
+  var MJ = window.MathJax;
+  if (!MJ || MJ.Hub || !MJ.startup) { return; }
+  MJ.Hub = {Queue: function () {
+    for (var i = 0; i < arguments.length; i++) {
+      var job = arguments[i];
+      if (Array.isArray(job) && job[0] === "Typeset" && job[2]) {
+        MJ.startup.promise.then(function (el) { return function () { return MJ.typesetPromise([el]); }; }(job[2]))
+          .catch(function (e) { console.warn("MathJax typeset failed", e); });
+      }
+    }
+  }};
+});"""
+
+
 def _plotly_js() -> Path:
     import plotly
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -63,6 +80,7 @@ def dedupe_scripts(app, pagename, templatename, context, doctree):
 def setup(app):
     # priority 200 < 500 (myst-nb's per-page require.js): plotly.js loads first.
     app.add_js_file("vendor/plotly.min.js", priority=200)
+    app.add_js_file(None, body=MATHJAX2_SHIM, priority=210)
     app.connect("builder-inited", check_vendor)
     app.connect("build-finished", copy_assets)
     app.connect("html-page-context", dedupe_scripts, priority=100)  # early: the event stops at the first handler that returns a template
