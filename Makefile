@@ -14,7 +14,7 @@ NPM_DIR := $(CACHE)/npm
 # Notebook tests: every chapter runs top to bottom with small budgets; plotly ids sanitised.
 NBVAL := NATTOOLS_BUDGET=small $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
 
-.PHONY: setup data vendor chromium book test nbval bench clean
+.PHONY: setup data vendor fetch-vendor chromium book test nbval bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,9 +29,12 @@ data:
 	@if [ -f $(SHARED_CIFAR) ] && [ ! -d $(CACHE)/cifar10-jpg/train ]; then \
 		mkdir -p $(CACHE) && tar -xzf $(SHARED_CIFAR) -C $(CACHE) && echo "unpacked CIFAR-10 into $(CACHE)"; fi
 
-vendor: $(VENDOR)/.fetched
+# Fetched again only when NPM_PACKAGES changes (the stamp records the list).
+vendor:
+	@if [ "$$(cat $(VENDOR)/.fetched 2>/dev/null)" != "$(NPM_PACKAGES)" ]; then \
+		$(MAKE) --no-print-directory fetch-vendor; fi
 
-$(VENDOR)/.fetched: Makefile
+fetch-vendor:
 	mkdir -p $(NPM_DIR) $(VENDOR)
 	cd $(NPM_DIR) && npm install --no-audit --no-fund --no-save --loglevel=error $(NPM_PACKAGES)
 	rm -rf $(VENDOR)/html-manager $(VENDOR)/mathjax && mkdir -p $(VENDOR)/html-manager $(VENDOR)/mathjax
@@ -39,7 +42,7 @@ $(VENDOR)/.fetched: Makefile
 	cd $(NPM_DIR)/node_modules/@jupyter-widgets/html-manager/dist && \
 		cp embed-amd.js *.woff *.woff2 *.ttf *.eot *.svg $(CURDIR)/$(VENDOR)/html-manager/
 	cd $(NPM_DIR)/node_modules/mathjax/es5 && cp -r tex-chtml.js input output ui a11y adaptors $(CURDIR)/$(VENDOR)/mathjax/
-	touch $@
+	echo "$(NPM_PACKAGES)" > $(VENDOR)/.fetched
 
 # Headless Chromium for the browser test (Debian package).
 chromium:
