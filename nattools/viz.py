@@ -128,8 +128,8 @@ def image_grid(images, titles=None, cols: int = 8, height_per_row: int = 130, ti
         fig.add_trace(go.Image(z=_to_uint8(img), hoverinfo="skip"), row=k // cols + 1, col=k % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(height=60 + height_per_row * rows, margin=dict(l=5, r=5, t=50 if title else 30, b=5),
-                      title=title)
+    fig.update_layout(height=80 + height_per_row * rows, margin=dict(l=5, r=5, t=75 if title else 30, b=5),
+                      title=dict(text=title, font_size=14) if title else None)
     if titles:
         fig.update_annotations(font_size=11)
     return fig
@@ -341,8 +341,9 @@ def sphere_figure(runs: dict, labels, classes, height: int = 560):
                           args=[{"visible": visible}, {"title.text": f"training step {runs[names[0]]['snap_steps'][s]}<br>{info}"}]))
     last = n_snaps - 1
     fig.update_layout(
-        height=height, margin=dict(l=0, r=0, t=60 + 18 * len(names), b=0), legend=dict(itemsizing="constant"),
-        title=dict(text=steps[last]["args"][1]["title.text"], font_size=13),
+        height=height + 18 * len(names), margin=dict(l=0, r=0, t=80 + 18 * len(names), b=0),
+        legend=dict(itemsizing="constant"),
+        title=dict(text=steps[last]["args"][1]["title.text"], font_size=13, y=0.99, yanchor="top"),
         sliders=[dict(active=last, steps=steps, currentvalue=dict(prefix="training step "), pad=dict(t=10))])
     axis = dict(range=[-1.1, 1.1], showticklabels=False, title="")
     fig.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube")
@@ -351,8 +352,8 @@ def sphere_figure(runs: dict, labels, classes, height: int = 560):
 
 def objective_curves(runs: dict, window: int = 10):
     """Loss (moving average) per step, and spread and targets in use at each snapshot, per run."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss ||z - c||^2 (moving average)",
-                                                       "spread 1 - ||mean z||^2", "distinct targets in use"))
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
+                        subplot_titles=("loss (moving average)", "spread of the outputs", "targets in use"))
     for k, (name, r) in enumerate(runs.items()):
         color = PALETTE[k % len(PALETTE)]
         loss = np.convolve(r["loss"], np.ones(window) / window, mode="valid")
@@ -366,6 +367,7 @@ def objective_curves(runs: dict, window: int = 10):
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=3)
     fig.update_layout(height=380, margin=dict(t=60), legend=dict(orientation="h", y=-0.25))
+    fig.update_annotations(font_size=13)
     return fig
 
 
