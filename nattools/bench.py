@@ -45,14 +45,14 @@ def bare_loop(cfg: TrainConfig, steps: int, n_batches: int = 4) -> float:
     return steps * cfg.batch_size / (time.perf_counter() - t)
 
 
-def trainer_throughput(cfg: TrainConfig, steps: int) -> float:
-    """images/s of the real trainer over a warm epoch of `steps` batches
-    (loader start, decoding, augmentation, assignment, logging included)."""
+def trainer_throughput(cfg: TrainConfig, steps: int, epochs: int = 3) -> list:
+    """images/s of the real trainer in each warm epoch of `steps` batches (the first
+    is dropped): loader, augmentation, assignment, checkpoint-free logging included."""
     with tempfile.TemporaryDirectory() as out:
-        run = TrainConfig(**{**cfg.__dict__, "limit": steps * cfg.batch_size, "epochs": 2, "out": out,
+        run = TrainConfig(**{**cfg.__dict__, "limit": steps * cfg.batch_size, "epochs": epochs, "out": out,
                              "name": "bench", "resume": False, "eval_knn": False})
         history = train(run, command="bench")["history"]
-    return history[-1]["images_per_s"]
+    return [h["images_per_s"] for h in history[1:]]
 
 
 def run_bench(args) -> dict:
@@ -67,14 +67,15 @@ def run_bench(args) -> dict:
         print(f"  batch {b:5d}: NAT {nat * 1e3:8.1f} ms  fixed {fixed * 1e3:8.1f} ms  ratio {nat / fixed:.4f}")
     dataset = args.dataset or default_dataset()
     cfg = TrainConfig(dataset=dataset)
-    bare1 = bare_loop(cfg, args.trainer_steps)
-    trainer = trainer_throughput(cfg, args.trainer_steps)
-    bare2 = bare_loop(cfg, args.trainer_steps)
-    bare = (bare1 + bare2) / 2
-    figures["trainer_over_bare"] = trainer / bare
-    print(f"(b) trainer vs bare loop on {dataset}, batch {cfg.batch_size}, {cfg.workers} workers: "
-          f"trainer {trainer:.0f} img/s, bare {bare:.0f} img/s (before {bare1:.0f}, after {bare2:.0f}), "
-          f"ratio {trainer / bare:.3f}")
+    bare, trainer = [], []
+    for _ in range(args.rounds):  # alternate, so that drifts of the machine hit both
+        bare.append(bare_loop(cfg, args.trainer_steps))
+        trainer += trainer_throughput(cfg, args.trainer_steps)
+    t, b = statistics.median(trainer), statistics.median(bare)
+    figures["trainer_over_bare"] = t / b
+    print(f"(b) trainer vs bare loop on {dataset}, batch {cfg.batch_size}, {args.rounds} rounds: "
+          f"trainer median {t:.0f} img/s {[round(v) for v in trainer]}, "
+          f"bare median {b:.0f} img/s {[round(v) for v in bare]}, ratio {t / b:.3f}")
     if getattr(args, "alexnet", False):
         from .bench_gpu import bench_alexnet
         figures.update({f"alexnet_{k}": v for k, v in bench_alexnet().items()})
