@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     p_eval.add_argument("--baseline", action="store_true",
                         help="evaluate the same architecture at random init (BN statistics re-estimated)")
     p_eval.add_argument("--probe_epochs", type=int, default=30)
+    p_eval.add_argument("--val_fraction", type=float, default=None,
+                        help="carve this validation split instead of the run's own")
     p_eval.add_argument("--out", default=None, help="write the figures to this JSON file")
     p_bench = sub.add_parser("bench", help="assignment overhead and trainer throughput, as ratios")
     p_bench.add_argument("--batches", type=int, nargs="+", default=[256, 1024])
@@ -70,7 +72,8 @@ def main(argv=None) -> int:
                          | ({"knn20_val": res["knn20_val"]} if "knn20_val" in res else {})))
     elif args.cmd == "eval":
         from .evaluate import evaluate_checkpoint
-        figures = evaluate_checkpoint(args.checkpoint, baseline=args.baseline, probe_epochs=args.probe_epochs)
+        figures = evaluate_checkpoint(args.checkpoint, baseline=args.baseline, probe_epochs=args.probe_epochs,
+                                      val_fraction=args.val_fraction)
         print(json.dumps(figures, indent=1))
         if args.out:
             from pathlib import Path

@@ -95,6 +95,13 @@ def _cifar_torchvision(root: Path, train: bool, download: bool):
         raise FileNotFoundError(f"CIFAR-10 not found under {root}: {SHARED_HINT}") from e
 
 
+def has_official_test(root=None) -> bool:
+    """True when CIFAR-10 comes from torchvision's copy (val = the official test split),
+    False for the JPEG folder (val is carved out of train)."""
+    base = Path(root).expanduser() if root else data_root()
+    return not (base / "cifar10-jpg" / "train").is_dir()
+
+
 def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, download: bool = False):
     """The base dataset (PIL image, label) for a name and split.
 
@@ -112,9 +119,8 @@ def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, 
     if name == "digits":
         return carve(Digits(), split, val_fraction)
     if name == "cifar10":
-        jpg = base / "cifar10-jpg" / "train"
-        if jpg.is_dir():
-            return carve(image_folder(jpg), split, val_fraction)
+        if not has_official_test(base):
+            return carve(image_folder(base / "cifar10-jpg" / "train"), split, val_fraction)
         return _cifar_torchvision(base, split == "train", download)
     if name == "stl10":
         try:

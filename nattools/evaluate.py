@@ -115,14 +115,19 @@ def evaluate_model(model, cfg, knn_k: int = 20, probe_epochs: int = 30, pool: in
     return out
 
 
-def evaluate_checkpoint(path, baseline: bool = False, probe_epochs: int = 30, device: str = "cpu") -> dict:
+def evaluate_checkpoint(path, baseline: bool = False, probe_epochs: int = 30, device: str = "cpu",
+                        val_fraction: float = None) -> dict:
     """Figures of a checkpoint, or (baseline=True) of its architecture at random
-    init with BatchNorm statistics re-estimated on training images."""
+    init with BatchNorm statistics re-estimated on training images. val_fraction
+    overrides the run's split (e.g. to probe a run that trained on everything)."""
+    import dataclasses
     from .models import build_model
     from .train import load_checkpoint
     model, cfg = load_checkpoint(path, device)
+    if val_fraction is not None:
+        cfg = dataclasses.replace(cfg, val_fraction=val_fraction)
     if baseline:
         torch.manual_seed(cfg.seed)
         model = reestimate_bn(build_model(cfg), eval_splits(cfg)[0], device=device, seed=cfg.seed)
     figures = evaluate_model(model, cfg, probe_epochs=probe_epochs, device=device, progress=True)
-    return {"checkpoint": str(path), "baseline": baseline, **figures}
+    return {"checkpoint": str(path), "baseline": baseline, "val_fraction": cfg.val_fraction, **figures}

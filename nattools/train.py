@@ -417,8 +417,9 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
 
 
 def evaluate_knn(model, cfg: TrainConfig, device: str = "cpu", k: int = 20) -> float:
-    """kNN-20 (cosine) on the embedding: train split as memory, val split as queries."""
+    """kNN-20 (cosine) on the embedding: train split as memory, val split as queries
+    (nan when the run has no validation split)."""
     from .evaluate import evaluate_model
-    if cfg.val_fraction == 0 and cfg.dataset != "cifar10":
+    if cfg.val_fraction == 0 and not (cfg.dataset == "cifar10" and D.has_official_test(cfg.data_root or None)):
         return float("nan")
     return evaluate_model(model, cfg, knn_k=k, probe_epochs=0, device=device)[f"knn{k}_embed"]
