@@ -74,6 +74,7 @@ def main(argv=None) -> int:
         from .evaluate import evaluate_checkpoint
         figures = evaluate_checkpoint(args.checkpoint, baseline=args.baseline, probe_epochs=args.probe_epochs,
                                       val_fraction=args.val_fraction)
+        figures["command"] = "python -m nattools " + " ".join(shlex.quote(a) for a in argv)
         print(json.dumps(figures, indent=1))
         if args.out:
             from pathlib import Path
