@@ -8,23 +8,20 @@ from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def extract(model, dataset, what: str = "embed", pool: int = 2, batch_size: int = 256,
-            workers: int = 0, device: str = "cpu", progress: bool = False):
-    """Frozen features of a dataset of (x, label, index): -> (N, D) float32, (N,) labels.
-
-    what='embed': the unit-norm embedding. what='features': the last conv map,
-    average-pooled to pool x pool and flattened."""
-    if what not in ("embed", "features"):
-        raise ValueError(f"what must be 'embed' or 'features', got {what!r}")
+def extract(model, dataset, pool: int = 2, batch_size: int = 256, workers: int = 0,
+            device: str = "cpu", progress: bool = False):
+    """Frozen features of a dataset of (x, label, index), in one pass:
+    -> embeddings (N, d) (unit rows, model.embed), features (N, C*pool*pool)
+    (the last conv map average-pooled to pool x pool), labels (N,)."""
     model.eval().to(device)
-    feats, labels = [], []
+    embs, feats, labels = [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    for x, y, _ in tqdm(loader, desc=f"extract {what}", disable=not progress, leave=False):
-        x = x.to(device)
-        f = model.embed(x) if what == "embed" else F.adaptive_avg_pool2d(model.features(x), pool).flatten(1)
-        feats.append(f.float().cpu())
+    for x, y, _ in tqdm(loader, desc="extracting features", disable=not progress, leave=False):
+        f = model.features(x.to(device))                                   # (b, C, h, w)
+        embs.append(F.normalize(model.head(f), dim=1).float().cpu())      # = model.embed(x)
+        feats.append(F.adaptive_avg_pool2d(f, pool).flatten(1).float().cpu())
         labels.append(torch.as_tensor(y))
-    return torch.cat(feats), torch.cat(labels)
+    return torch.cat(embs), torch.cat(feats), torch.cat(labels)
 
 
 @torch.no_grad()
@@ -104,13 +101,11 @@ def evaluate_model(model, cfg, knn_k: int = 20, probe_epochs: int = 30, pool: in
         raise ValueError("no validation split: train with --val_fraction > 0 or use a dataset with one")
     out = {"n_train": len(train), "n_val": len(val)}
     kw = dict(device=device, workers=cfg.workers, progress=progress)
-    xtr, ytr = extract(model, train, "embed", **kw)
-    xva, yva = extract(model, val, "embed", **kw)
+    xtr, ftr, ytr = extract(model, train, pool=pool, **kw)
+    xva, fva, yva = extract(model, val, pool=pool, **kw)
     out[f"knn{knn_k}_embed"] = knn_accuracy(xtr, ytr, xva, yva, k=knn_k)
     out["uniformity_val"] = uniformity(xva[:4096])
     if probe_epochs:
-        ftr, _ = extract(model, train, "features", pool=pool, **kw)
-        fva, _ = extract(model, val, "features", pool=pool, **kw)
         out[f"linear_features_{pool}x{pool}"] = linear_probe(ftr, ytr, fva, yva, epochs=probe_epochs)
     return out
 

@@ -1,0 +1,35 @@
+import torch
+import torch.nn.functional as F
+
+from nattools import data as D
+from nattools.evaluate import extract, knn_accuracy, linear_probe, uniformity
+from nattools.models import small_net
+from nattools.targets import sample_sphere
+
+
+def test_extract_gives_embed_and_pooled_features_in_one_pass():
+    torch.manual_seed(0)
+    model = small_net(d=16, width=8).eval()
+    ds = D.Indexed(D.load("digits", "val"), D.eval_transform(32))
+    z, f, y = extract(model, ds, pool=2, batch_size=64)
+    x = torch.stack([ds[i][0] for i in range(5)])
+    assert z.shape == (len(ds), 16) and f.shape == (len(ds), 16 * 4) and len(y) == len(ds)
+    assert torch.allclose(z[:5], model.embed(x), atol=1e-5)
+    assert torch.allclose(f[:5], F.adaptive_avg_pool2d(model.features(x), 2).flatten(1), atol=1e-5)
+
+
+def test_knn_and_linear_probe_on_separable_and_random_data():
+    g = torch.Generator().manual_seed(0)
+    centres = sample_sphere(4, 8, seed=1) * 5
+    y = torch.randint(0, 4, (400,), generator=g)
+    x = centres[y] + 0.3 * torch.randn(400, 8, generator=g)
+    assert knn_accuracy(x[:300], y[:300], x[300:], y[300:], k=5) == 1.0
+    assert linear_probe(x[:300], y[:300], x[300:], y[300:], epochs=50, lr=1e-2) > 0.95
+    noise = torch.randn(400, 8, generator=g)       # labels unrelated to the features: near chance
+    assert knn_accuracy(noise[:300], y[:300], noise[300:], y[300:], k=5) < 0.45
+
+
+def test_uniformity_separates_spread_from_collapsed_points():
+    spread = uniformity(sample_sphere(1000, 64))
+    collapsed = uniformity(F.normalize(torch.ones(1000, 64) + 0.01 * torch.randn(1000, 64), dim=1))
+    assert abs(spread - (-4.0)) < 0.3 and collapsed > -0.1
