@@ -32,6 +32,20 @@ def test_batch_assignment_is_optimal(b, m):
         assert got == pytest.approx(best, abs=1e-5)
 
 
+@pytest.mark.parametrize("b,m", [(6, 6), (4, 7)])
+def test_batch_assignment_is_optimal_for_look_alike_embeddings(b, m):
+    """A network at initialisation maps every image to nearly the same point; the
+    square case re-centres the embeddings, which must not change the optimum."""
+    g = torch.Generator().manual_seed(b + m)
+    for trial in range(5):
+        mean = torch.randn(1, 3, generator=g)
+        z = torch.nn.functional.normalize(mean + 0.01 * torch.randn(b, 3, generator=g), dim=1)
+        c = torch.nn.functional.normalize(torch.randn(m, 3, generator=g), dim=1)
+        perm = batch_assignment(z, c)
+        best, _ = brute_force(z, c)
+        assert float((z * c[perm]).sum()) == pytest.approx(best, abs=1e-5)
+
+
 def test_batch_assignment_square_is_permutation_and_recovers_shuffle():
     c = sample_sphere(64, 8, seed=1)
     shuffle = torch.randperm(64, generator=torch.Generator().manual_seed(0))
