@@ -44,8 +44,9 @@ def main(argv=None) -> int:
     p_train.add_argument("--dry-run", action="store_true", help="print the plan (steps, memory, time) and exit")
     p_eval = sub.add_parser("eval", help="kNN and linear probe of a checkpoint on the validation split")
     p_eval.add_argument("checkpoint")
-    p_eval.add_argument("--baseline", action="store_true",
-                        help="evaluate the same architecture at random init (BN statistics re-estimated)")
+    p_eval.add_argument("--baseline", nargs="?", const="random", choices=("random", "pixels"), default=None,
+                        help="instead of the checkpoint: 'random' (default) = its architecture at random init, "
+                             "BN statistics re-estimated; 'pixels' = the front end's pixels as features")
     p_eval.add_argument("--probe_epochs", type=int, default=30)
     p_eval.add_argument("--val_fraction", type=float, default=None,
                         help="carve this validation split instead of the run's own")

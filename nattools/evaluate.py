@@ -110,19 +110,43 @@ def evaluate_model(model, cfg, knn_k: int = 20, probe_epochs: int = 30, pool: in
     return out
 
 
-def evaluate_checkpoint(path, baseline: bool = False, probe_epochs: int = 30, device: str = "cpu",
+class Pixels(nn.Module):
+    """The no-network baseline: the fixed front end's output (Sobel gradients by default)
+    is the feature map itself, and its flattened, normalised pixels are the embedding."""
+
+    def __init__(self, input: str = "sobel"):
+        super().__init__()
+        from .models import FrontEnd
+        self.front, self.head = FrontEnd(input), nn.Flatten()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.front(x)  # (B, 2, H, W) for Sobel
+
+
+BASELINES = ("random", "pixels")
+
+
+def evaluate_checkpoint(path, baseline=None, probe_epochs: int = 30, device: str = "cpu",
                         val_fraction: float = None) -> dict:
-    """Figures of a checkpoint, or (baseline=True) of its architecture at random
-    init with BatchNorm statistics re-estimated on training images. val_fraction
+    """Figures of a checkpoint on its run's validation split, or of a baseline on the
+    same split: "random" = its architecture at random init with BatchNorm statistics
+    re-estimated on training images; "pixels" = the front end's pixels themselves
+    (the linear probe then sees every pixel, not a 2x2 pooling). val_fraction
     overrides the run's split (e.g. to probe a run that trained on everything)."""
     import dataclasses
     from .models import build_model
     from .train import load_checkpoint
+    baseline = "random" if baseline is True else (baseline or None)
+    if baseline not in (None,) + BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; choose one of {BASELINES}")
     model, cfg = load_checkpoint(path, device)
     if val_fraction is not None:
         cfg = dataclasses.replace(cfg, val_fraction=val_fraction)
-    if baseline:
+    pool = 2
+    if baseline == "random":
         torch.manual_seed(cfg.seed)
         model = reestimate_bn(build_model(cfg), eval_splits(cfg)[0], device=device, seed=cfg.seed)
-    figures = evaluate_model(model, cfg, probe_epochs=probe_epochs, device=device, progress=True)
-    return {"checkpoint": str(path), "baseline": baseline, "val_fraction": cfg.val_fraction, **figures}
+    elif baseline == "pixels":
+        model, pool = Pixels(cfg.input), cfg.image_size
+    figures = evaluate_model(model, cfg, probe_epochs=probe_epochs, pool=pool, device=device, progress=True)
+    return {"checkpoint": str(path), "baseline": baseline or False, "val_fraction": cfg.val_fraction, **figures}

@@ -24,6 +24,12 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
                  "--out", str(tmp_path / "eval.json")]) == 0
     figures = json.loads((tmp_path / "eval.json").read_text())
     assert 0 < figures["knn20_embed"] <= 1 and 0 < figures["linear_features_2x2"] <= 1
+    # the raw-pixel baseline: no network, the probe sees every Sobel pixel (2 x 32 x 32)
+    assert main(["eval", str(tmp_path / "checkpoints" / "cli.pt"), "--baseline", "pixels", "--probe_epochs", "2",
+                 "--out", str(tmp_path / "pixels.json")]) == 0
+    pixels = json.loads((tmp_path / "pixels.json").read_text())
+    assert pixels["baseline"] == "pixels" and 0 < pixels["linear_features_32x32"] <= 1
+    assert pixels["knn20_embed"] != figures["knn20_embed"]
 
 
 def test_bad_option_value_is_rejected(capsys):

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from nattools import data as D
-from nattools.evaluate import extract, knn_accuracy, linear_probe, uniformity
+from nattools.evaluate import Pixels, extract, knn_accuracy, linear_probe, uniformity
 from nattools.models import small_net
 from nattools.targets import sample_sphere
 
@@ -33,3 +33,12 @@ def test_uniformity_separates_spread_from_collapsed_points():
     spread = uniformity(sample_sphere(1000, 64))
     collapsed = uniformity(F.normalize(torch.ones(1000, 64) + 0.01 * torch.randn(1000, 64), dim=1))
     assert abs(spread - (-4.0)) < 0.3 and collapsed > -0.1
+
+
+def test_pixel_baseline_features_are_the_sobel_gradients():
+    ds = D.Indexed(D.load("digits", "val"), D.eval_transform(32))
+    z, f, _ = extract(Pixels("sobel"), ds, pool=32, batch_size=64)
+    x = torch.stack([ds[i][0] for i in range(3)])
+    sobel = Pixels("sobel").front(x)                                   # (3, 2, 32, 32)
+    assert f.shape == (len(ds), 2 * 32 * 32) and torch.allclose(f[:3], sobel.flatten(1), atol=1e-5)
+    assert torch.allclose(z[:3], F.normalize(sobel.flatten(1), dim=1), atol=1e-5)
