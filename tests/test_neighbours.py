@@ -1,0 +1,87 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nattools import neighbours as nb
+from nattools.train import TrainConfig
+
+
+def test_search_is_brute_force_cosine_in_any_chunking():
+    g = torch.Generator().manual_seed(0)
+    q, m = torch.randn(37, 12, generator=g), torch.randn(200, 12, generator=g)
+    sim = F.normalize(q, dim=1) @ F.normalize(m, dim=1).T
+    want = sim.sort(dim=1, descending=True)
+    for chunk in (5, 37, 1000):
+        s, i = nb.search(q, m, k=7, chunk=chunk)
+        assert torch.equal(i, want.indices[:, :7]) and torch.allclose(s, want.values[:, :7])
+    # cosine: scaling a memory row changes nothing
+    assert torch.equal(nb.search(q, m * torch.rand(200, 1, generator=g) * 10, k=7)[1], want.indices[:, :7])
+    with pytest.raises(ValueError):
+        nb.search(q, m[:3], k=7)
+
+
+def test_precision_counts_same_class_neighbours_among_the_first_k():
+    memory_labels = torch.tensor([0, 0, 1, 1, 2])
+    query_labels = torch.tensor([0, 1])
+    idx = torch.tensor([[0, 2, 1],      # hit, miss, hit
+                        [4, 2, 3]])     # miss, hit, hit
+    p = nb.precision_at_k(idx, query_labels, memory_labels)
+    assert torch.allclose(p, torch.tensor([(1 + 0) / 2, (0.5 + 0.5) / 2, (2 / 3 + 2 / 3) / 2]))
+    per = nb.precision_per_class(idx, query_labels, memory_labels, 3)
+    assert torch.allclose(per[:2], torch.tensor([2 / 3, 2 / 3])) and per[2].isnan()
+    d, se = nb.difference(idx, idx.flip(1), query_labels, memory_labels, k=1)   # first: [0, 4] vs [1, 3]
+    assert d == pytest.approx(((1 - 1) + (0 - 1)) / 2) and se > 0
+
+
+def test_chance_level_is_what_random_neighbours_get():
+    g = torch.Generator().manual_seed(0)
+    memory_labels = torch.randint(0, 4, (400,), generator=g) ** 2 % 5      # unbalanced classes 0, 1, 4
+    query_labels = torch.tensor([0, 1, 4, 4, 4])
+    random_idx = torch.randint(0, 400, (5, 20000), generator=g)
+    measured = float(nb.precision_at_k(random_idx, query_labels, memory_labels)[-1])
+    assert measured == pytest.approx(nb.chance_precision(query_labels, memory_labels), abs=0.01)
+    assert nb.class_shares(memory_labels, 5).sum() == pytest.approx(1.0)
+
+
+def test_overlap_of_neighbour_sets_ignores_order():
+    a = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    assert nb.overlap(a, a.flip(1)) == 1.0
+    assert nb.overlap(a, a + 10) == 0.0
+    assert nb.overlap(a, torch.tensor([[3, 9, 9, 9], [7, 6, 9, 9]])) == pytest.approx(3 / 8)
+
+
+def test_sobel_space_ignores_brightness_and_colour_space_does_not():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 16, 16, generator=g) * 0.8
+    assert torch.allclose(nb.pixels(x + 0.2, "sobel"), nb.pixels(x, "sobel"), atol=1e-5)
+    assert not torch.allclose(nb.pixels(x + 0.2, "rgb"), nb.pixels(x, "rgb"), atol=1e-3)
+    assert nb.pixels(x, "sobel").shape == (6, 2 * 16 * 16)
+
+
+def test_random_init_is_seeded_with_batchnorm_statistics_of_the_images():
+    cfg = TrainConfig(dataset="digits", width=8, d=16)
+    x = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    a, b = nb.random_init(cfg, x, seed=3), nb.random_init(cfg, x, seed=3)
+    assert not a.training
+    bn = a.trunk[1]                                                          # conv1's BatchNorm
+    assert bn.running_mean.abs().sum() > 0 and not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    za, zb = nb.embedding(a)(x), nb.embedding(b)(x)
+    assert torch.equal(za, zb) and torch.allclose(za.norm(dim=1), torch.ones(64))
+    assert not torch.equal(za, nb.embedding(nb.random_init(cfg, x, seed=4))(x))
+
+
+def test_html_and_app_mark_the_neighbours_of_the_query_class():
+    pytest.importorskip("ipywidgets")
+    g = torch.Generator().manual_seed(0)
+    memory, queries = torch.rand(10, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    memory_labels, query_labels = torch.tensor([0, 1] * 5), torch.tensor([0, 1])
+    found = {"a": torch.tensor([[0, 2, 1], [1, 3, 0]]), "b": torch.tensor([[1, 3, 5], [0, 2, 4]])}
+    gallery = nb.Gallery(queries, query_labels, memory, memory_labels, ["even", "odd"], found)
+    page = nb.neighbour_html(gallery, 0, show=3)
+    assert page.count("<img") == 2 * (1 + 3) and page.count("&#10003;") == 2
+    assert "2 of 3 in the class" in page and "0 of 3 in the class" in page
+    app = nb.neighbours_app(gallery, start=0, show=3)
+    slider, table = app.children
+    first = table.value
+    slider.value = 1
+    assert table.value != first and table.value == nb.neighbour_html(gallery, 1, show=3)
