@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .evaluate import reestimate_bn
 from .models import FrontEnd, build_model
-from .viz import PALETTE, _png, embed_all
+from .viz import PALETTE, embed_all, png
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def class_figure(per_class: dict, classes, chance_per_class, k: int):
 
 
 def _tile(img, caption: str, border: str) -> str:
-    src = "data:image/png;base64," + base64.b64encode(_png(img, scale=1)).decode()
+    src = "data:image/png;base64," + base64.b64encode(png(img, scale=1)).decode()
     return (f"<td style='text-align:center;padding:2px;font-size:11px'>"
             f"<img src='{src}' width='64' height='64' style='image-rendering:pixelated;"
             f"border:3px solid {border};display:block;margin:auto'>{caption}</td>")

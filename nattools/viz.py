@@ -217,9 +217,11 @@ def spread(z: torch.Tensor) -> float:
 
 @torch.no_grad()
 def embed_all(model, x, batch: int = 256) -> torch.Tensor:
+    """(N,3,H,W) -> (N,d) unit rows, in eval mode; the model's mode is restored after."""
+    was_training = model.training
     model.eval()
     z = torch.cat([model.embed(c) for c in x.split(batch)])
-    model.train()
+    model.train(was_training)
     return z
 
 
@@ -583,7 +585,7 @@ def preprocessing_grid(x, labels, classes, count: int = 5):
                       title="What the network sees: the fixed front end (nattools.models.FrontEnd)")
 
 
-def _png(img, scale: int = 4) -> bytes:
+def png(img, scale: int = 4) -> bytes:
     import io
     from PIL import Image
     a = _to_uint8(img)
@@ -605,7 +607,7 @@ def preprocessing_app(x, labels, classes, start: int = 0):
         i = slider.value
         label.value = f"<b>image {i}</b>: {classes[int(labels[i])]}"
         for v in VIEWS:
-            tiles[v].value = _png(views[v][i])
+            tiles[v].value = png(views[v][i])
 
     slider.observe(show, names="value")
     show()
