@@ -1,0 +1,240 @@
+"""What runs leave behind, read back and drawn: results files, evaluation files, curves, tables.
+
+`python -m nattools train` writes OUT/results/NAME.json (the command, the config,
+the commit, the wall time and one dict per epoch in `history`); `python -m nattools
+eval ... --out X.json` writes the kNN and linear-probe figures of a checkpoint. The
+book never types a figure from a long run: it loads these files with `load` and
+shows them with `table`, `html_table` and `curves`, so a retrained run updates
+every page that uses it.
+"""
+import contextlib
+import dataclasses
+import html
+import importlib
+import json
+import shlex
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .data import PROJECT_DATA
+from .viz import PALETTE
+
+# Per-epoch metrics the trainer records, with the axis title each one gets.
+METRICS = {
+    "loss": "loss ||z - c||²",
+    "changed": "fraction of targets changed",
+    "uniformity": "uniformity (lower = more uniform)",
+    "lr": "learning rate",
+    "images_per_s": "images / s",
+}
+
+
+def data_dir() -> Path:
+    """The project's data/ folder: ./data or ../data (a chapter runs in book/), else the package's."""
+    for p in (Path("data"), Path("../data")):
+        if (p / "results").is_dir():
+            return p
+    return PROJECT_DATA
+
+
+# ---------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------
+def read_json(path) -> dict:
+    """A JSON file as a dict, with an error that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file at {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
+def linear_key(evaluation: dict):
+    """The linear-probe entry of an eval file: linear_features_2x2 (pooled features) for a
+    network, linear_features_32x32 (every pixel) for the pixel baseline; None if absent."""
+    keys = sorted(k for k in evaluation if k.startswith("linear_features_"))
+    return keys[0] if keys else None
+
+
+@dataclasses.dataclass
+class Run:
+    """One run: its training results (None for an eval-only baseline) and its evaluation (None if
+    not evaluated). `results` is the dict `nattools.train` returns and writes."""
+    name: str
+    results: dict = None
+    evaluation: dict = None
+
+    @property
+    def history(self) -> list:
+        return (self.results or {}).get("history", [])
+
+    @property
+    def command(self) -> str:
+        """The command that made the run (or, for an eval-only baseline, its eval command)."""
+        src = self.results if self.results is not None else (self.evaluation or {})
+        return src.get("command")
+
+    @property
+    def config(self) -> dict:
+        return (self.results or {}).get("config", {})
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch, as the trainer counts them (drop_last batches per process)."""
+        r = self.results
+        return (r["n"] // r.get("world", 1)) // r["config"]["batch_size"]
+
+    @property
+    def knn(self):
+        return (self.evaluation or {}).get("knn20_embed")
+
+    @property
+    def linear(self):
+        key = linear_key(self.evaluation or {})
+        return self.evaluation[key] if key else None
+
+    @property
+    def wall_time_s(self):
+        return (self.results or {}).get("wall_time_s")
+
+
+def load(results_path=None, eval_path=None, name: str = None) -> Run:
+    """A run from its results JSON and its eval JSON. The eval file defaults to NAME_eval.json
+    beside the results file (used if it exists); pass only eval_path for an eval-only baseline."""
+    if results_path is None and eval_path is None:
+        raise ValueError("give a results file, an eval file, or both")
+    results = read_json(results_path) if results_path is not None else None
+    if eval_path is None:
+        guess = Path(results_path).with_name(Path(results_path).stem + "_eval.json")
+        eval_path = guess if guess.is_file() else None
+    evaluation = read_json(eval_path) if eval_path is not None else None
+    if name is None:
+        name = results["name"] if results else Path(eval_path).stem.removesuffix("_eval")
+    return Run(name, results, evaluation)
+
+
+def from_results(results: dict, evaluation: dict = None) -> Run:
+    """A run from the dict `nattools.train` returned (a live run)."""
+    return Run(results["name"], results, evaluation)
+
+
+def command_for(cfg, defaults=None) -> str:
+    """The `python -m nattools train` command for a TrainConfig: every field that differs
+    from the defaults, in the same option syntax the command line parses."""
+    from .train import TrainConfig
+    defaults = defaults or TrainConfig()
+    words = ["python", "-m", "nattools", "train"]
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value != getattr(defaults, f.name):
+            words += [f"--{f.name}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+@contextlib.contextmanager
+def progress_bars_off():
+    """Silence the trainer's tqdm bars for the duration (the per-epoch lines it prints stay).
+
+    In a notebook tqdm.auto draws ipywidgets that the trainer closes when an epoch ends,
+    which leaves the built book with views of widgets that no longer exist; in a terminal
+    the bars go to stderr, which the book's strict build counts as an error."""
+    import tqdm.auto
+    from tqdm.std import tqdm as plain_tqdm
+    train_module = importlib.import_module("nattools.train")  # (nattools.train is the function)
+
+    def silent(*args, **kwargs):
+        return plain_tqdm(*args, **{**kwargs, "disable": True})
+
+    saved = train_module.tqdm, tqdm.auto.tqdm
+    train_module.tqdm = tqdm.auto.tqdm = silent
+    try:
+        yield
+    finally:
+        train_module.tqdm, tqdm.auto.tqdm = saved
+
+
+# ---------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------
+def table(runs) -> list:
+    """One row per run: name, command, kNN-20 and linear-probe accuracy, wall time
+    (None where a file does not hold the figure). A plain list of dicts: no pandas."""
+    rows = []
+    for run in runs:
+        probe = linear_key(run.evaluation or {})  # e.g. linear_features_2x2 -> "features 2x2"
+        rows.append({"name": run.name, "command": run.command, "knn20": run.knn, "linear": run.linear,
+                     "probe": probe.removeprefix("linear_").replace("_", " ") if probe else None,
+                     "epochs": len(run.history) or None, "wall_time_s": run.wall_time_s})
+    return rows
+
+
+def _cell(key, value) -> str:
+    if value is None:
+        return "–"
+    if key in ("knn20", "linear"):
+        return f"{value:.1%}"
+    if key == "wall_time_s":
+        return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
+    if key == "command":
+        return f"<code>{html.escape(str(value))}</code>"
+    return html.escape(str(value))
+
+
+HEADERS = {"name": "run", "command": "command", "knn20": "kNN-20", "linear": "linear probe",
+           "probe": "probe on", "epochs": "epochs", "wall_time_s": "wall time"}
+
+
+def html_table(rows, columns=None):
+    """rows (from `table`) as an HTML table the notebook shows and the built book keeps."""
+    from IPython.display import HTML
+    columns = columns or [c for c in HEADERS if any(r.get(c) is not None for r in rows)]
+    head = "".join(f"<th>{HEADERS.get(c, c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c, r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+# ---------------------------------------------------------------------------
+# Curves
+# ---------------------------------------------------------------------------
+def _as_run(name, run) -> Run:
+    return run if isinstance(run, Run) else from_results({"name": name, **run})
+
+
+def curves(runs: dict, step_loss: dict = None, metrics=("loss", "changed", "uniformity"), cols: int = 3,
+           title: str = "Training curves", height_per_row: int = 300):
+    """Per-epoch curves of several runs overlaid, one panel per metric (`cols` panels a row).
+
+    runs: {label: Run or results dict}. step_loss: {label: [loss of step 1, 2, ...]}, drawn
+    thin in the loss panel at x = step / steps per epoch (the epoch's mean sits at x = epoch)."""
+    runs = {label: _as_run(label, r) for label, r in runs.items()}
+    cols = min(cols, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[METRICS.get(m, m) for m in metrics],
+                        horizontal_spacing=0.08, vertical_spacing=0.3 / rows)
+    where = {m: dict(row=i // cols + 1, col=i % cols + 1) for i, m in enumerate(metrics)}
+    for k, (label, run) in enumerate(runs.items()):
+        color = PALETTE[k % len(PALETTE)]
+        epochs = [h["epoch"] for h in run.history]
+        if step_loss and label in step_loss and "loss" in metrics:
+            spe = run.steps_per_epoch
+            losses = step_loss[label]
+            fig.add_trace(go.Scatter(x=[(s + 1) / spe for s in range(len(losses))], y=losses, mode="lines",
+                                     name=f"{label}: loss per step", legendgroup=label,
+                                     line=dict(color=color, width=1), opacity=0.45), **where["loss"])
+        for m in metrics:
+            fig.add_trace(go.Scatter(x=epochs, y=[h.get(m) for h in run.history], mode="lines+markers",
+                                     name=label if m == metrics[0] else f"{label}: {m}", legendgroup=label,
+                                     showlegend=m == metrics[0], line=dict(color=color)), **where[m])
+    fig.update_xaxes(title_text="epoch", title_standoff=4)
+    if "changed" in metrics:
+        fig.update_yaxes(range=[0, 1.02], **where["changed"])
+    height = 120 + height_per_row * rows  # title and legend above the panels, in the top margin
+    fig.update_layout(title=dict(text=title, font_size=15, yref="container", y=1 - 10 / height, yanchor="top"),
+                      legend=dict(orientation="h", yref="container", y=1 - 42 / height, yanchor="top", x=0),
+                      height=height, margin=dict(t=105, b=40))
+    fig.update_annotations(font_size=12)
+    return fig

@@ -1,0 +1,113 @@
+"""nattools.runs: reading results and eval files, tables, curves, the command of a config."""
+import argparse
+import importlib
+import json
+import shlex
+
+import pytest
+
+import nattools
+from nattools import runs
+from nattools.__main__ import add_config_options, config_from_args
+
+
+def history(epochs=3):
+    return [{"epoch": e, "loss": 1.5 / e, "changed": 0.9 / e, "uniformity": -3.0 - e / 10, "images_per_s": 100.0,
+             "assign_s": 0.1, "epoch_s": 10.0, "lr": 0.05 / e, "reassigned": True} for e in range(1, epochs + 1)]
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A results file with its eval file beside it, and an eval-only pixel baseline."""
+    res = {"name": "r1", "command": "python -m nattools train --name r1 --epochs 3", "n": 1000, "k": 1000,
+           "world": 1, "config": {"batch_size": 64}, "wall_time_s": 125.0, "history": history()}
+    ev = {"knn20_embed": 0.4112, "linear_features_2x2": 0.47, "uniformity_val": -3.6, "baseline": False,
+          "command": "python -m nattools eval data/checkpoints/r1.pt --out r1_eval.json"}
+    pixels = {"knn20_embed": 0.25, "linear_features_32x32": 0.30, "baseline": "pixels",
+              "command": "python -m nattools eval data/checkpoints/r1.pt --baseline pixels"}
+    (tmp_path / "r1.json").write_text(json.dumps(res))
+    (tmp_path / "r1_eval.json").write_text(json.dumps(ev))
+    (tmp_path / "pixels_eval.json").write_text(json.dumps(pixels))
+    return tmp_path
+
+
+def test_load_finds_the_eval_file_beside_the_results(files):
+    run = runs.load(files / "r1.json")
+    assert run.name == "r1" and run.command.startswith("python -m nattools train --name r1")
+    assert run.knn == 0.4112 and run.linear == 0.47 and run.wall_time_s == 125.0
+    assert [h["epoch"] for h in run.history] == [1, 2, 3]
+    assert run.steps_per_epoch == 1000 // 64
+    (files / "r1_eval.json").unlink()
+    bare = runs.load(files / "r1.json")
+    assert bare.evaluation is None and bare.knn is None and bare.linear is None
+
+
+def test_eval_only_baseline_takes_its_name_command_and_pixel_probe(files):
+    run = runs.load(eval_path=files / "pixels_eval.json")
+    assert run.name == "pixels" and run.results is None and run.history == []
+    assert run.command.endswith("--baseline pixels") and run.linear == 0.30 and run.wall_time_s is None
+    assert runs.table([run])[0]["probe"] == "features 32x32"
+
+
+def test_missing_and_broken_files_say_which_file(files):
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        runs.load(files / "nope.json")
+    (files / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        runs.load(files / "bad.json")
+    with pytest.raises(ValueError):
+        runs.load()
+
+
+def test_table_rows_and_html(files):
+    rows = runs.table([runs.load(files / "r1.json"), runs.load(eval_path=files / "pixels_eval.json")])
+    assert [r["name"] for r in rows] == ["r1", "pixels"]
+    assert rows[0]["knn20"] == 0.4112 and rows[0]["epochs"] == 3 and rows[0]["probe"] == "features 2x2"
+    assert rows[1]["epochs"] is None and rows[1]["wall_time_s"] is None
+    page = runs.html_table(rows).data
+    assert page.count("<tr>") == 3                         # header + 2 runs
+    assert "41.1%" in page and "47.0%" in page and "2.1 min" in page and "–" in page
+    assert "<code>python -m nattools train --name r1 --epochs 3</code>" in page
+    only = runs.html_table([{"name": "a<b", "command": None, "knn20": None}]).data
+    assert "a&lt;b" in only and "command" not in only       # empty columns dropped, text escaped
+
+
+def test_command_for_round_trips_through_the_command_line(tmp_path):
+    cfg = nattools.TrainConfig(name="x y", dataset="digits", val_fraction=0.9, width=8, eval_knn=False,
+                               out=str(tmp_path))
+    cmd = runs.command_for(cfg)
+    words = shlex.split(cmd)
+    assert words[:4] == ["python", "-m", "nattools", "train"] and "--epochs" not in words  # defaults left out
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    assert config_from_args(parser.parse_args(words[4:])) == cfg
+
+
+def test_curves_overlay_runs_and_place_step_losses_on_the_epoch_axis(files):
+    run = runs.load(files / "r1.json")
+    other = {**run.results, "history": history(2)}
+    spe = run.steps_per_epoch
+    steps = [1.0 - s / 100 for s in range(3 * spe)]
+    fig = runs.curves({"a": run, "b": other}, step_loss={"a": steps})
+    assert len(fig.layout.annotations) == 3                # one panel per metric
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["a"].y) == [h["loss"] for h in run.history]
+    assert list(by_name["b: changed"].x) == [1, 2]
+    per_step = by_name["a: loss per step"]
+    assert len(per_step.y) == 3 * spe and per_step.x[spe - 1] == pytest.approx(1.0) and per_step.x[-1] == pytest.approx(3)
+    assert len(fig.data) == 1 + 3 + 3
+
+
+def test_a_live_run_without_progress_bars(tiny_cfg, capsys):
+    train_module = importlib.import_module("nattools.train")
+    before = train_module.tqdm
+    losses = []
+    with runs.progress_bars_off():
+        res = nattools.train(tiny_cfg(epochs=2), on_step=lambda step, loss: losses.append(loss))
+    out = capsys.readouterr()
+    assert out.err == "" and "epoch 2:" in out.out          # bars gone, the trainer's epoch lines kept
+    assert train_module.tqdm is before                      # restored afterwards
+    run = runs.from_results(res)
+    assert len(losses) == 2 * run.steps_per_epoch
+    fig = runs.curves({"live": run}, step_loss={"live": losses})
+    assert len(fig.data[0].y) == len(losses)
