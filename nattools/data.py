@@ -209,6 +209,13 @@ def augment(x: torch.Tensor, size: int, crop_min: float = 0.5, generator: torch.
                                            align_corners=False)
 
 
+def subset(ds, limit: int, seed: int = 0):
+    """`limit` samples drawn with a fixed seed (kept in index order), not the first ones:
+    image folders are sorted by class, so a prefix would hold a single class."""
+    keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit]
+    return torch.utils.data.Subset(ds, keep.sort().values.tolist())
+
+
 def seed_of(*parts) -> int:
     """A seed that is a fixed function of (seed, epoch, step, rank, ...)."""
     return zlib.crc32("/".join(map(str, parts)).encode())

@@ -42,7 +42,7 @@ class TrainConfig:
     data_root: str = ""             # folder of the data; default $NATTOOLS_DATA or ~/.cache/nattools
     download: bool = False          # let torchvision download the dataset
     val_fraction: float = 0.1       # carved out of train (where there is no official split)
-    limit: int = 0                  # train on the first `limit` samples only (0 = all)
+    limit: int = 0                  # train on `limit` samples drawn with a fixed seed (0 = all)
     model: str = "small"            # small | alexnet
     width: int = 32                 # small net: conv widths w-2w-3w-3w-2w
     input: str = "sobel"            # sobel | grey | rgb
@@ -260,7 +260,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
         raise ValueError(f"bad config: objective {cfg.objective!r} predicts the {len(base.classes)} classes; "
                          f"set --d {len(base.classes)}")
     if cfg.limit:
-        base = torch.utils.data.Subset(base, range(min(cfg.limit, len(base))))
+        base = D.subset(base, cfg.limit)
     train_set = D.training_set(base, cfg.image_size, cfg.workers)  # (uint8 image, label, index)
     n = len(train_set)
     if world > 1 and n < world * cfg.batch_size:  # every rank needs a full batch per step

@@ -149,3 +149,12 @@ def test_torchvision_download_path_on_local_files(tmp_path, monkeypatch, local_h
     test = D.load("cifar10", "val")  # torchvision's copy: val is the official test split
     assert len(train) == 10 and len(test) == 2
     assert (root / "cifar-10-batches-py").is_dir()
+
+
+def test_subset_draws_from_every_class_of_a_sorted_folder(tmp_path, image_tree):
+    ds = D.image_folder(image_tree(tmp_path / "tree", {"a": 10, "b": 10, "c": 10}))
+    sub = D.subset(ds, 9)
+    labels = [ds.targets[i] for i in sub.indices]
+    assert len(sub) == 9 and len(set(sub.indices)) == 9 and sub.indices == sorted(sub.indices)
+    assert set(labels) == {0, 1, 2}               # a prefix would be class "a" only
+    assert D.subset(ds, 9).indices == sub.indices  # seeded
