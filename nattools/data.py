@@ -239,11 +239,11 @@ class InMemory(Dataset):
     """A dataset of (x, label, index) decoded once into one tensor: for CIFAR-size
     data (25,000 x 3 x 32 x 32 uint8 = 77 MB) a batch is then a tensor index."""
 
-    def __init__(self, dataset, workers: int = 0, desc: str = "decoding images"):
+    def __init__(self, dataset, workers: int = 0, desc: str = "decoding images", progress: bool = True):
         from tqdm.auto import tqdm
         xs, ys = [], []
         loader = torch.utils.data.DataLoader(dataset, batch_size=512, num_workers=workers)
-        for x, y, _ in tqdm(loader, desc=desc, leave=False):
+        for x, y, _ in tqdm(loader, desc=desc, leave=False, disable=not progress):
             xs.append(x)
             ys.append(torch.as_tensor(y))
         self.images, self.labels = torch.cat(xs), torch.cat(ys)
@@ -255,11 +255,11 @@ class InMemory(Dataset):
         return self.images[i], self.labels[i], i
 
 
-def training_set(base, image_size: int, workers: int = 0, cache_bytes: float = 2e9):
+def training_set(base, image_size: int, workers: int = 0, cache_bytes: float = 2e9, progress: bool = True):
     """(uint8 image, label, index) for training; held in memory when it fits in cache_bytes."""
     ds = Indexed(base, stored_transform(image_size))
     if len(ds) * 3 * load_size(image_size) ** 2 <= cache_bytes:
-        return InMemory(ds, workers)
+        return InMemory(ds, workers, progress=progress)
     return ds
 
 

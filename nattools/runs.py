@@ -7,10 +7,8 @@ book never types a figure from a long run: it loads these files with `load` and
 shows them with `table`, `html_table` and `curves`, so a retrained run updates
 every page that uses it.
 """
-import contextlib
 import dataclasses
 import html
-import importlib
 import json
 import shlex
 from pathlib import Path
@@ -133,28 +131,6 @@ def command_for(cfg, defaults=None) -> str:
         if value != getattr(defaults, f.name):
             words += [f"--{f.name}", str(value).lower() if isinstance(value, bool) else str(value)]
     return " ".join(shlex.quote(w) for w in words)
-
-
-@contextlib.contextmanager
-def progress_bars_off():
-    """Silence the trainer's tqdm bars for the duration (the per-epoch lines it prints stay).
-
-    In a notebook tqdm.auto draws ipywidgets that the trainer closes when an epoch ends,
-    which leaves the built book with views of widgets that no longer exist; in a terminal
-    the bars go to stderr, which the book's strict build counts as an error."""
-    import tqdm.auto
-    from tqdm.std import tqdm as plain_tqdm
-    train_module = importlib.import_module("nattools.train")  # (nattools.train is the function)
-
-    def silent(*args, **kwargs):
-        return plain_tqdm(*args, **{**kwargs, "disable": True})
-
-    saved = train_module.tqdm, tqdm.auto.tqdm
-    train_module.tqdm = tqdm.auto.tqdm = silent
-    try:
-        yield
-    finally:
-        train_module.tqdm, tqdm.auto.tqdm = saved
 
 
 # ---------------------------------------------------------------------------

@@ -240,11 +240,12 @@ RESUME_FIELDS = ("dataset", "limit", "val_fraction", "model", "width", "input", 
                  "targets", "k_codes", "seed", "batch_size")
 
 
-def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
+def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = True) -> dict:
     """Train NAT as cfg says; returns the results dict (also written to cfg.results_path).
 
     on_step(global_step, loss) is called after every optimiser step (tests use it
-    to simulate a kill)."""
+    to simulate a kill). progress=False drops the per-epoch bar and keeps the one
+    line per epoch (a book page keeps neither stderr nor closed progress widgets)."""
     cfg.validate()
     device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     own_group = not dist.is_initialized()
@@ -261,7 +262,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
                          f"set --d {len(base.classes)}")
     if cfg.limit:
         base = D.subset(base, cfg.limit)
-    train_set = D.training_set(base, cfg.image_size, cfg.workers)  # (uint8 image, label, index)
+    train_set = D.training_set(base, cfg.image_size, cfg.workers, progress=progress and rank == 0)  # (uint8 image, label, index)
     n = len(train_set)
     if world > 1 and n < world * cfg.batch_size:  # every rank needs a full batch per step
         raise ValueError(f"bad config: {world} processes x batch_size {cfg.batch_size} = {world * cfg.batch_size} "
@@ -325,7 +326,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None) -> dict:
         sums = {"loss": 0.0, "changed": 0, "seen": 0, "assign_s": 0.0}
         z_sample = []
         t0 = time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0,
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0 or not progress,
                    initial=step_in_epoch, total=steps_per_epoch, leave=False)
         for x, y, idx in bar:
             step_seed = D.seed_of(cfg.seed, epoch, step_in_epoch, rank)  # randomness = f(position)
