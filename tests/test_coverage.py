@@ -1,0 +1,170 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nattools import coverage
+from nattools.evaluate import uniformity
+from nattools.targets import TargetStore, sample_sphere
+
+
+def test_pairwise_cosines_of_antipodal_identical_and_orthogonal_points():
+    v = F.normalize(torch.tensor([[1.0, 2.0, 2.0]]), dim=1)
+    assert torch.allclose(coverage.pairwise_cosines(torch.cat([v, -v])), torch.tensor([-1.0]))
+    assert torch.allclose(coverage.pairwise_cosines(v.repeat(4, 1)), torch.ones(6))
+    cos = coverage.pairwise_cosines(3 * torch.eye(4))              # rows are normalised first
+    assert cos.shape == (6,) and torch.allclose(cos, torch.zeros(6))
+    same = coverage.same_class_pairs(torch.tensor([0, 0, 1, 1]))   # pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+    assert same.tolist() == [True, False, False, False, False, True]
+
+
+def test_cosine_density_puts_the_mass_where_the_cosines_are():
+    x, dens = coverage.cosine_density(torch.tensor([-1.0, -1.0, 1.0, 1.0]), bins=10)
+    assert np.isclose(dens.sum() * 0.2, 1.0)
+    assert np.isclose(dens[0], 2.5) and np.isclose(dens[-1], 2.5) and dens[1:-1].sum() == 0
+    assert np.allclose(x, np.linspace(-0.9, 0.9, 10))
+
+
+@pytest.mark.parametrize("d", [3, 16, 128])
+def test_exact_cosine_law_matches_sampled_targets(d):
+    s = np.linspace(-0.999, 0.999, 20001)
+    dens = coverage.sphere_cosine_density(d, s)
+    assert abs(np.trapezoid(dens, s) - 1) < 1e-2
+    if d == 3:
+        assert np.allclose(dens, 0.5)                                # Archimedes: flat on [-1, 1]
+    cos = coverage.pairwise_cosines(sample_sphere(600, d, seed=1))
+    x, hist = coverage.cosine_density(cos, bins=20)
+    assert np.abs(hist - coverage.sphere_cosine_density(d, x)).max() < 0.1 * hist.max()
+    assert abs(float(cos.pow(2).mean()) - 1 / d) < 0.1 / d           # E cos^2 = 1/d
+
+
+def test_exact_cosine_cdf():
+    s = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    assert np.allclose(coverage.sphere_cosine_cdf(3, s), (s + 1) / 2, atol=1e-6)    # d = 3: uniform on [-1, 1]
+    cos = coverage.pairwise_cosines(sample_sphere(600, 64, seed=3))
+    for q in (-0.1, 0.0, 0.05):
+        assert abs(float((cos <= q).float().mean()) - coverage.sphere_cosine_cdf(64, q)) < 0.02
+
+
+def test_cosine_figure_density_and_cumulative():
+    cos = coverage.pairwise_cosines(sample_sphere(100, 3, seed=0))
+    for cumulative in (False, True):
+        fig = coverage.cosine_figure({"a": (3, {"x": cos}), "b": (3, {"x": cos, "y": -cos})}, cumulative=cumulative)
+        assert [t.name for t in fig.data] == ["x", "uniform on the sphere (exact)", "x", "y",
+                                              "uniform on the sphere (exact)"]
+        assert [t.showlegend for t in fig.data] == [True, True, False, True, False]
+        if cumulative:
+            assert np.isclose(fig.data[0].y[-1], 1.0) and np.all(np.diff(fig.data[0].y) >= 0)
+
+
+def test_sphere_uniformity_closed_form_and_sample():
+    # d = 3: cos is uniform on [-1, 1], so E exp(4 (cos - 1)) = (1 - e^-8) / 8
+    assert math.isclose(coverage.sphere_uniformity(3), math.log((1 - math.exp(-8)) / 8), rel_tol=1e-4)
+    for d in (3, 32):
+        assert abs(uniformity(sample_sphere(2000, d, seed=2)) - coverage.sphere_uniformity(d)) < 0.05
+    assert coverage.sphere_uniformity(4096) < coverage.sphere_uniformity(128) < coverage.sphere_uniformity(3)
+
+
+def test_effective_dimension():
+    assert math.isclose(coverage.effective_dimension(torch.eye(8).repeat(5, 1)), 8, rel_tol=1e-9)
+    v = torch.randn(1, 16)
+    assert math.isclose(coverage.effective_dimension(torch.cat([v, -v, 2 * v])), 1, rel_tol=1e-9)
+    assert abs(coverage.effective_dimension(sample_sphere(4000, 32)) - 32) < 2
+
+
+def test_class_concentration():
+    v = F.normalize(torch.randn(1, 5), dim=1)
+    z = torch.cat([v.repeat(3, 1), torch.eye(5)[:2], -torch.eye(5)[:2]])
+    conc = coverage.class_concentration(z, torch.tensor([0, 0, 0, 1, 1, 1, 1]), n_classes=3)
+    assert torch.isclose(conc[0], torch.tensor(1.0)) and torch.isclose(conc[1], torch.tensor(0.0))
+    assert torch.isnan(conc[2])
+
+
+def test_own_target_stats_on_a_known_configuration():
+    c = torch.eye(4)                                                 # k = 4 targets
+    z = F.normalize(torch.tensor([[1.0, 0.5, 0, 0], [0, 0, 1.0, 0]]), dim=1)
+    st = coverage.own_target_stats(z, torch.tensor([1, 2]), c, chunk=3)  # chunks must not matter
+    assert st["rank"].tolist() == [2, 1]                             # image 0 holds its 2nd nearest target
+    assert torch.allclose(st["cos_nearest"], torch.tensor([z[0, 0], 1.0]))
+    assert torch.allclose(st["cos_own"], torch.tensor([z[0, 1], 1.0]))
+
+
+def test_assign_fixed_with_spare_targets_moves_images_onto_close_targets():
+    z = sample_sphere(200, 3, seed=5)
+    targets = TargetStore(800, 3, seed=6)
+    table, hist = coverage.assign_fixed(z, targets, epochs=8, batch_size=50)
+    assert len(torch.unique(table)) == 200 and int(table.max()) < 800   # one-to-one into k targets
+    assert hist[0] < 0.2 and hist[-1] > 0.9 and hist[-1] >= hist[1]     # random start -> near targets
+    square, hist_sq = coverage.assign_fixed(z, TargetStore(200, 3, seed=6), epochs=8, batch_size=50)
+    assert sorted(square.tolist()) == list(range(200)) and hist_sq[-1] < hist[-1]  # k = n: less choice
+
+
+def test_load_run_trains_a_stand_in_when_the_data_set_is_missing(tiny_cfg, capfd):
+    import nattools
+    cfg = tiny_cfg(epochs=1, limit=128)
+    nattools.train(cfg)
+    model, same = coverage.load_run(cfg.checkpoint_path, "digits")
+    assert same.dataset == "digits" and same.d == 16
+    # pretend the checkpoint is from a data set we do not have: a stand-in is trained on digits
+    state = torch.load(cfg.checkpoint_path, weights_only=True)
+    state["config"]["dataset"] = "stl10"
+    torch.save(state, cfg.checkpoint_path)
+    capfd.readouterr()
+    model, stand = coverage.load_run(cfg.checkpoint_path, "digits", epochs=1, limit=64, batch_size=32)
+    out = capfd.readouterr()
+    assert "not available here" in out.out and out.err == ""          # a book page fails on stderr
+    assert stand.dataset == "digits" and stand.d == 16 and stand.limit == 64
+    x, y, idx, classes = coverage.training_images(stand, 10, seed=0)
+    assert x.shape == (10, 3, 32, 32) and int(idx.max()) < 64 and len(classes) == 10
+    z = coverage.embed(model, x)
+    assert z.shape == (10, 16) and torch.allclose(z.norm(dim=1), torch.ones(10), atol=1e-5)
+
+
+def test_run_table_and_embedding_with_batch_statistics(tiny_cfg):
+    import nattools
+    cfg = tiny_cfg(epochs=1, limit=96)
+    nattools.train(cfg)
+    run = coverage.run_table(cfg.checkpoint_path)
+    assert run["n"] == run["k"] == 96 and sorted(run["table"].tolist()) == list(range(96))
+    assert len(run["history"]) == 1
+    model, _ = nattools.load_checkpoint(cfg.checkpoint_path)
+    x, _, _, _ = coverage.training_images(cfg, 64, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    z_eval = coverage.embed(model, x)
+    z_batch = coverage.embed(model, x, batch=32, batch_stats=True)
+    assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not torch.allclose(z_eval, z_batch, atol=1e-3)                # running vs batch statistics
+    for m in model.modules():                                          # other running statistics:
+        if isinstance(m, torch.nn.BatchNorm2d):                         # eval embeddings move, batch ones do not
+            m.running_mean += 0.5
+    assert not torch.allclose(coverage.embed(model, x), z_eval, atol=1e-3)
+    assert torch.allclose(coverage.embed(model, x, batch=32, batch_stats=True), z_batch, atol=1e-5)
+
+
+def test_text_table_aligns_columns():
+    text = coverage.text_table({"a": ["1.0", "22"], "longer label": ["3", "4"]}, ["runs", "x", "wide column"])
+    lines = text.split("\n")
+    assert lines[0].split() == ["runs", "x", "wide", "column"] and len({len(line) for line in lines}) == 1
+    assert lines[2].startswith("longer label") and lines[2].endswith(" 4") and lines[1].rstrip().endswith("22")
+    assert coverage.text_table({}, ["only a header", "x"]) == "only a header  x"
+
+
+def test_three_d_figures_show_what_they_say():
+    z = sample_sphere(60, 3, seed=0)
+    labels = torch.arange(60) % 3
+    fig = coverage.sphere_by_class(z, labels, ["a", "b", "c"])
+    menu = fig.layout.updatemenus[0]
+    assert [b.label for b in menu.buttons] == ["all classes", "a", "b", "c"]
+    assert all(len(b.args[0]["visible"]) == len(fig.data) for b in menu.buttons)
+    assert [len(t.x) for t in fig.data[2:]] == [20, 20, 20]              # one trace per class, all shown first
+    assert menu.buttons[2].args[0]["visible"] == [True, True, False, True, False]
+    targets = sample_sphere(240, 3, seed=1)
+    tables = {60: (torch.arange(60), targets[:60]), 240: (torch.arange(0, 240, 4), targets)}
+    fig = coverage.held_targets_figure(z, tables, active=1)
+    free, held = fig.data[4], fig.data[5]                                # traces of k = 240
+    assert (len(free.x), len(held.x)) == (180, 60) and held.visible and free.visible
+    assert not fig.data[2].visible and len(fig.data[2].x) == 0 and len(fig.data[3].x) == 60  # k = n: none free
+    assert np.allclose(np.asarray(held.x, dtype=float), targets[::4, 0].numpy())
+    assert fig.layout.updatemenus[0].active == 1 and "240" in fig.layout.title.text
