@@ -23,7 +23,7 @@ from .assign import Assignment
 from .evaluate import uniformity
 from .targets import TargetStore
 from .train import TrainConfig, load_checkpoint, train
-from .viz import PALETTE, _sphere_surface, embed_all
+from .viz import PALETTE, sphere_surface, embed_all
 
 
 # ---------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def sphere_by_class(z, labels, classes, height: int = 600):
     class at a time (the others in faint grey) and its concentration in the title."""
     z, labels = torch.as_tensor(z).float().numpy(), torch.as_tensor(labels)  # float32: compact HTML
     conc = class_concentration(torch.as_tensor(z), labels, len(classes))
-    fig = go.Figure([_sphere_surface()])
+    fig = go.Figure([sphere_surface()])
     fig.add_trace(go.Scatter3d(x=z[:, 0], y=z[:, 1], z=z[:, 2], mode="markers", name="other classes",
                                marker=dict(size=2, color="rgba(150,150,150,0.35)"), hoverinfo="skip",
                                visible=False))
@@ -307,7 +307,7 @@ def held_targets_figure(z, tables: dict, active: int = 0, height: int = 600):
     targets the assignment holds (dark) and which it leaves free (light), and the
     embeddings z (n,3) (in the legend, off at first). tables: {k: (table (n,), (k,3) targets)}."""
     z = torch.as_tensor(z).float().numpy()
-    fig = go.Figure([_sphere_surface()])
+    fig = go.Figure([sphere_surface()])
     fig.add_trace(go.Scatter3d(x=z[:, 0], y=z[:, 1], z=z[:, 2], mode="markers", name="embeddings",
                                marker=dict(size=2, color="#d62728"), hoverinfo="skip", visible="legendonly"))
     per, titles = [], []

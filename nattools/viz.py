@@ -289,7 +289,7 @@ def run_nat(x, d: int = 3, steps: int = 150, batch_size: int = 50, assign: str =
     return out
 
 
-def _sphere_surface(opacity: float = 0.12, res: int = 30):
+def sphere_surface(opacity: float = 0.12, res: int = 30):
     u, v = np.meshgrid(np.linspace(0, 2 * np.pi, res), np.linspace(0, np.pi, res // 2))
     return go.Surface(x=np.cos(u) * np.sin(v), y=np.sin(u) * np.sin(v), z=np.cos(v), opacity=opacity,
                       showscale=False, colorscale=[[0, "#9ecae1"], [1, "#9ecae1"]], hoverinfo="skip",
@@ -309,7 +309,7 @@ def sphere_figure(runs: dict, labels, classes, height: int = 560):
     for col, name in enumerate(names, start=1):
         r = runs[name]
         c = r["targets"].numpy()
-        fig.add_trace(_sphere_surface(), row=1, col=col)
+        fig.add_trace(sphere_surface(), row=1, col=col)
         fig.add_trace(go.Scatter3d(x=c[:, 0], y=c[:, 1], z=c[:, 2], mode="markers", name="targets",
                                    marker=dict(size=2, color="#444"), showlegend=col == 1,
                                    legendgroup="targets", hoverinfo="skip"), row=1, col=col)
