@@ -153,6 +153,8 @@ def _cell(key, value) -> str:
         return "–"
     if key in ("knn20", "linear"):
         return f"{value:.1%}"
+    if key.endswith("_margin"):
+        return f"{100 * value:+.1f} pts"
     if key == "wall_time_s":
         return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
     if key == "command":
@@ -160,7 +162,8 @@ def _cell(key, value) -> str:
     return html.escape(str(value))
 
 
-HEADERS = {"name": "run", "command": "command", "knn20": "kNN-20", "linear": "linear probe",
+HEADERS = {"label": "", "name": "run", "command": "command", "knn20": "kNN-20", "linear": "linear probe",
+           "knn20_margin": "kNN-20 margin", "linear_margin": "linear margin",
            "probe": "probe on", "epochs": "epochs", "wall_time_s": "wall time"}
 
 
@@ -213,4 +216,140 @@ def curves(runs: dict, step_loss: dict = None, metrics=("loss", "changed", "unif
                       legend=dict(orientation="h", yref="container", y=1 - 42 / height, yanchor="top", x=0),
                       height=height, margin=dict(t=105, b=40))
     fig.update_annotations(font_size=12)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Sets of runs: which files exist, how far apart two runs are, how noisy that is
+# ---------------------------------------------------------------------------
+def load_set(paths: dict, root=None):
+    """{label: file} -> ({label: Run} for the files that exist, [files that do not]).
+
+    A file named *_eval.json is an eval-only run (a baseline, a snapshot); any other is a
+    results file, read with the NAME_eval.json beside it. A run whose eval file is missing
+    is kept (its curves exist) and its eval file listed as missing. Files are relative to
+    root (default: data_dir() / "results"). Chapters print the missing list, so a page
+    built before every run is made says which ones it is waiting for."""
+    root = Path(root) if root is not None else data_dir() / "results"
+    found, missing = {}, []
+    for label, name in paths.items():
+        path = root / name
+        if not path.is_file():
+            missing.append(str(name))
+            continue
+        if path.name.endswith("_eval.json"):
+            found[label] = load(eval_path=path)
+            continue
+        found[label] = load(path)
+        if found[label].evaluation is None:
+            missing.append(str(Path(name).with_name(path.stem + "_eval.json")))
+    return found, missing
+
+
+def missing_note(missing) -> str:
+    """One line for a chapter: which files a table or figure is still waiting for."""
+    if not missing:
+        return "all runs present"
+    return f"not made yet ({len(missing)} file{'s' * (len(missing) > 1)}, left out below): " + ", ".join(missing)
+
+
+def accuracy_se(p: float, n: int) -> float:
+    """Binomial standard error of an accuracy p measured on n images, sqrt(p(1-p)/n):
+    the noise of the test set alone (a second seed of the same run adds its own)."""
+    return (p * (1 - p) / n) ** 0.5
+
+
+def gap(a: Run, b: Run, metric: str = "linear"):
+    """a's accuracy minus b's in percentage points (metric "knn" or "linear"); None if either lacks it."""
+    x, y = (getattr(r, metric) if r is not None else None for r in (a, b))
+    return None if x is None or y is None else 100 * (x - y)
+
+
+def compare(a: Run, b: Run, what: str) -> str:
+    """One printed line per comparison: the kNN and linear gaps of a over b in points, each
+    marked beyond or within ±(two standard errors of a difference of two accuracies on the
+    validation images; unpaired, so a little generous to the noise)."""
+    if a is None or b is None or a.evaluation is None or b.evaluation is None:
+        return f"{what}: not available yet (a run or its evaluation is missing)"
+    n = min(a.evaluation.get("n_val", 0), b.evaluation.get("n_val", 0))
+    parts = []
+    for metric, label in (("knn", "kNN-20"), ("linear", "linear")):
+        g = gap(a, b, metric)
+        if g is None:
+            continue
+        if n:
+            two_se = 200 * (accuracy_se(getattr(a, metric), n) ** 2 + accuracy_se(getattr(b, metric), n) ** 2) ** 0.5
+            parts.append(f"{label} {g:+.1f} points ({'beyond' if abs(g) > two_se else 'within'} ±{two_se:.1f})")
+        else:
+            parts.append(f"{label} {g:+.1f} points")
+    return f"{what}: " + ", ".join(parts)
+
+
+IGNORED_FIELDS = ("name", "out", "workers", "device", "resume", "eval_knn", "data_root", "download",
+                  "ckpt_every", "snapshot_every", "max_steps", "bf16")
+
+
+def shared_config(runs) -> tuple:
+    """The config fields every run shares and, per run, the ones that differ (bookkeeping
+    fields such as name, out and workers left out): a study's budget and its variable."""
+    configs = {r.name: {k: v for k, v in r.config.items() if k not in IGNORED_FIELDS} for r in runs if r.config}
+    if not configs:
+        return {}, {}
+    keys = set.intersection(*(set(c) for c in configs.values()))
+    first = next(iter(configs.values()))
+    common = {k: first[k] for k in first if k in keys and all(c[k] == first[k] for c in configs.values())}
+    return common, {name: {k: v for k, v in c.items() if k not in common} for name, c in configs.items()}
+
+
+def labelled_rows(runs: dict, baseline: Run = None) -> list:
+    """`table` rows with each run's label first and, given a baseline, its margins over it
+    (in accuracy units; `html_table` shows them as signed points)."""
+    rows = []
+    for (label, run), row in zip(runs.items(), table(runs.values())):
+        row = {"label": label, **row}
+        if baseline is not None:
+            for key, metric in (("knn20", "knn"), ("linear", "linear")):
+                g = gap(run, baseline, metric)
+                row[f"{key}_margin"] = None if g is None else g / 100
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Accuracy figures
+# ---------------------------------------------------------------------------
+def accuracy_bars(runs: dict, title: str = "Accuracy on the validation split", chance: float = None,
+                  height: int = 420):
+    """kNN-20 and linear-probe accuracy of each run (label -> Run) as grouped bars; runs
+    without an evaluation are left out. chance: a dotted line at that accuracy."""
+    runs = {label: r for label, r in runs.items() if r.evaluation is not None}
+    fig = go.Figure()
+    for k, (metric, name) in enumerate((("knn", "kNN-20 (embedding)"), ("linear", "linear probe (features)"))):
+        ys = [getattr(r, metric) for r in runs.values()]
+        fig.add_trace(go.Bar(x=list(runs), y=ys, name=name, marker_color=PALETTE[k],
+                             text=[f"{y:.1%}" if y is not None else "" for y in ys], textposition="outside",
+                             hovertext=[r.name for r in runs.values()]))
+    if chance is not None:
+        fig.add_hline(y=chance, line_dash="dot", line_color="grey", annotation_text="chance",
+                      annotation_position="top left")
+    top = max([getattr(r, m) or 0 for r in runs.values() for m in ("knn", "linear")] + [0.1])
+    fig.update_layout(title=title, barmode="group", height=height, yaxis=dict(title="accuracy", tickformat=".0%",
+                      range=[0, min(1, top * 1.15)]), legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+                      margin=dict(t=90))
+    return fig
+
+
+def accuracy_lines(series: dict, x_title: str, title: str, chance: float = None, height: int = 420):
+    """Accuracy against a step (layer, epoch): series = {label: (xs, accuracies)}, None
+    accuracies (a missing file) drawn as gaps."""
+    fig = go.Figure()
+    for k, (label, (xs, ys)) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(x=list(xs), y=list(ys), mode="lines+markers", name=label,
+                                 line=dict(color=PALETTE[k % len(PALETTE)])))
+    if chance is not None:
+        fig.add_hline(y=chance, line_dash="dot", line_color="grey", annotation_text="chance",
+                      annotation_position="bottom right")
+    fig.update_layout(title=title, height=height, xaxis=dict(title=x_title),
+                      yaxis=dict(title="accuracy", tickformat=".0%"),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), margin=dict(t=90))
     return fig

@@ -106,3 +106,67 @@ def test_a_live_run_without_progress_bars(tiny_cfg, capsys):
     assert len(losses) == 2 * run.steps_per_epoch
     fig = runs.curves({"live": run}, step_loss={"live": losses})
     assert len(fig.data[0].y) == len(losses)
+
+
+def write_run(folder, name, knn, linear, n_val=2500, eval_file=True, **config):
+    """A results file (and, unless eval_file=False, its eval file) in folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"batch_size": 256, "epochs": 3, "input": "sobel", "out": f"/tmp/{name}", "name": name, **config}
+    res = {"name": name, "command": f"python -m nattools train --name {name}", "n": 22500, "world": 1,
+           "config": cfg, "wall_time_s": 60.0, "history": history()}
+    (folder / f"{name}.json").write_text(json.dumps(res))
+    if eval_file:
+        ev = {"knn20_embed": knn, "linear_features_2x2": linear, "n_val": n_val, "n_train": 22500}
+        (folder / f"{name}_eval.json").write_text(json.dumps(ev))
+
+
+def test_load_set_keeps_what_exists_and_names_what_is_missing(files):
+    write_run(files / "ablations", "a", 0.40, 0.50)
+    write_run(files / "ablations", "b", 0.30, 0.45, eval_file=False)
+    found, missing = runs.load_set({"A": "ablations/a.json", "B": "ablations/b.json", "C": "ablations/c.json",
+                                    "pixels": "pixels_eval.json"}, root=files)
+    assert list(found) == ["A", "B", "pixels"]
+    assert found["A"].linear == 0.50 and found["B"].evaluation is None and found["pixels"].linear == 0.30
+    assert missing == ["ablations/b_eval.json", "ablations/c.json"]
+    note = runs.missing_note(missing)
+    assert "2 files" in note and "ablations/c.json" in note
+    assert runs.missing_note([]) == "all runs present"
+
+
+def test_gap_compare_and_the_standard_error(files):
+    write_run(files, "hi", 0.50, 0.60)
+    write_run(files, "lo", 0.49, 0.40)
+    hi, lo = runs.load(files / "hi.json"), runs.load(files / "lo.json")
+    assert runs.accuracy_se(0.5, 2500) == pytest.approx(0.01)
+    assert runs.gap(hi, lo, "linear") == pytest.approx(20.0) and runs.gap(hi, lo, "knn") == pytest.approx(1.0)
+    assert runs.gap(hi, None) is None
+    line = runs.compare(hi, lo, "hi minus lo")
+    # two standard errors of a difference at p = 0.5 on 2,500 images: 2 * sqrt(2) * 1 point = 2.8
+    assert line == "hi minus lo: kNN-20 +1.0 points (within ±2.8), linear +20.0 points (beyond ±2.8)"
+    assert "not available" in runs.compare(hi, None, "x")
+
+
+def test_shared_config_separates_the_budget_from_the_variable(files):
+    for name, inp in (("s", "sobel"), ("g", "grey"), ("r", "rgb")):
+        write_run(files, name, 0.4, 0.5, input=inp)
+    rs = [runs.load(files / f"{n}.json") for n in "sgr"]
+    common, varying = runs.shared_config(rs)
+    assert common == {"batch_size": 256, "epochs": 3}                # name and out are bookkeeping
+    assert varying == {"s": {"input": "sobel"}, "g": {"input": "grey"}, "r": {"input": "rgb"}}
+    assert runs.shared_config([]) == ({}, {})
+
+
+def test_labelled_rows_margins_and_figures(files):
+    write_run(files, "nat", 0.41, 0.47)
+    nat, pixels = runs.load(files / "nat.json"), runs.load(eval_path=files / "pixels_eval.json")
+    rows = runs.labelled_rows({"NAT": nat, "pixels": pixels}, baseline=pixels)
+    assert rows[0]["label"] == "NAT" and rows[0]["knn20_margin"] == pytest.approx(0.16)
+    assert rows[1]["linear_margin"] == pytest.approx(0.0)
+    page = runs.html_table(rows, columns=["label", "knn20", "knn20_margin", "linear_margin"]).data
+    assert "+16.0 pts" in page and "+0.0 pts" in page
+    bare = runs.Run("bare", results={"history": []})
+    fig = runs.accuracy_bars({"NAT": nat, "pixels": pixels, "no eval": bare}, chance=0.1)
+    assert [list(t.x) for t in fig.data] == [["NAT", "pixels"]] * 2
+    assert list(fig.data[1].y) == [0.47, 0.30]
+    lines = runs.accuracy_lines({"a": ([0, 5], [0.3, None])}, "epoch", "t")
+    assert list(lines.data[0].y) == [0.3, None]
