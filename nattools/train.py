@@ -391,9 +391,12 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
             save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(), "epoch": epoch},
                         ckpt.with_name(f"{cfg.name}_epoch{epoch}.pt"))
         if rank == 0:
+            # the whole log from `history` (resumed with the checkpoint), so that a fresh run never
+            # continues the log of an earlier run with the same name
             cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(cfg.log_path, "a") as f:
-                f.write(json.dumps(history[-1]) + "\n")
+            tmp = cfg.log_path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+            os.replace(tmp, cfg.log_path)
             h = history[-1]
             print(f"epoch {h['epoch']}: loss {h['loss']:.4f}  changed {h['changed']:.3f}  "
                   f"uniformity {h['uniformity']:.3f}  {h['images_per_s']:.0f} img/s")

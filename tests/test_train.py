@@ -20,7 +20,7 @@ def test_smoke_trains_on_digits_and_writes_artefacts(tiny_cfg):
     assert {"command", "commit", "versions", "wall_time_s", "config"} <= set(res)
     saved = json.loads(cfg.results_path.read_text())
     assert saved["history"] == res["history"]
-    assert len(cfg.log_path.read_text().splitlines()) == 2
+    assert [json.loads(l) for l in cfg.log_path.read_text().splitlines()] == res["history"]
     state = torch.load(cfg.checkpoint_path, weights_only=True)  # no code runs on load
     assert state["epoch"] == 2 and state["config"]["dataset"] == "digits"
     model, cfg2 = nattools.load_checkpoint(cfg.checkpoint_path)
@@ -169,3 +169,10 @@ def test_supervised_baselines_learn_the_labels(tiny_cfg, objective):
     res = T.train(tiny_cfg(objective=objective, d=10, epochs=3, eval_knn=True))
     losses = [h["loss"] for h in res["history"]]
     assert losses[-1] < losses[0] and res["knn20_val"] > 0.5  # digits: chance is 0.1
+
+
+def test_a_fresh_run_starts_a_fresh_log(tiny_cfg):
+    nattools.train(tiny_cfg(epochs=2))
+    res = nattools.train(tiny_cfg(epochs=1, resume=False))  # same name, started again
+    log = [json.loads(l) for l in tiny_cfg().log_path.read_text().splitlines()]
+    assert log == res["history"] and len(log) == 1
