@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     p_eval.add_argument("--out", default=None, help="write the figures to this JSON file")
     p_bench = sub.add_parser("bench", help="assignment overhead and trainer throughput, as ratios")
     p_bench.add_argument("--batches", type=int, nargs="+", default=[256, 1024])
-    p_bench.add_argument("--repeats", type=int, default=5)
+    p_bench.add_argument("--repeats", type=int, default=11, help="interleaved NAT and fixed steps per batch size (medians)")
     p_bench.add_argument("--trainer_steps", type=int, default=20, help="steps per epoch of the trainer runs")
     p_bench.add_argument("--rounds", type=int, default=3, help="alternating bare-loop / trainer measurements")
     p_bench.add_argument("--dataset", default=None, help="dataset for the trainer benchmark (default: the book's)")
