@@ -21,9 +21,13 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def nat_step_timer(cfg, batch: int, device: str = None, n: int = None):
+def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: torch.Tensor = None):
     """-> step(reassign: bool) -> seconds for one forward/assign/loss/backward/SGD step of
-    cfg's model on a random (batch, 3, S, S) batch; n targets (default 8 batches)."""
+    cfg's model; n targets (default 8 batches). Each step's batch is drawn from `images`
+    ((N, 3, L, L) uint8, augmented as in training, outside the timed part) or, without them,
+    is one fixed random (batch, 3, S, S) tensor. step.solve_s lists the seconds each
+    reassigning step spent solving and applying the assignment (the only extra work; on a
+    GPU it also waits for the forward pass, since the solver reads z on the CPU)."""
     device = device or default_device()
     cuda = device.startswith("cuda")
     torch.manual_seed(cfg.seed)
@@ -37,17 +41,26 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None):
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(cfg.seed)
+    if images is not None:
+        from .data import augment
     bf16 = cfg.bf16 and cuda  # bf16 autocast on GPUs only; the CPU path stays the fp32 reference
 
     def step(reassign: bool) -> float:
+        nonlocal x
         idx = torch.randperm(n, generator=gen)[:batch]
+        if images is not None:
+            x = augment(images[idx % len(images)].to(device), cfg.image_size, cfg.crop_min, gen)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
         if cuda:
             torch.cuda.synchronize()
         t = time.perf_counter()
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
             z = model(x).float()
         if reassign:
+            ta = time.perf_counter()
             assignment.apply(idx, assignment.solve(idx, z.detach(), targets))
+            step.solve_s.append(time.perf_counter() - ta)
         loss = (z - targets[assignment.table[idx]]).pow(2).sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -56,6 +69,7 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None):
             torch.cuda.synchronize()
         return time.perf_counter() - t
 
+    step.solve_s = []
     return step
 
 

@@ -74,8 +74,8 @@ class NATNet(nn.Module):
 
 def small_net(d: int = 128, input: str = "sobel", width: int = 64, hidden: int = 512) -> NATNet:
     """AlexNet in miniature for 32-96 px: five 3x3/5x5 conv layers with BN,
-    pools after conv1, conv2, conv5, then fc-BN-ReLU and a linear layer to d.
-    width=64 gives conv widths 64-128-192-192-128."""
+    pools after conv1, conv2, conv5, then fc-BN-ReLU (hidden units; none if
+    hidden=0) and a linear layer to d. width=64 gives conv widths 64-128-192-192-128."""
     front = FrontEnd(input)
     w = [width, 2 * width, 3 * width, 3 * width, 2 * width]
     trunk = nn.Sequential(
@@ -85,10 +85,10 @@ def small_net(d: int = 128, input: str = "sobel", width: int = 64, hidden: int =
         *_conv(w[2], w[3], 3, pad=1),
         *_conv(w[3], w[4], 3, pad=1), nn.MaxPool2d(2),
     )
+    mlp = [nn.Linear(4 * w[4], hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)] if hidden else []
     head = nn.Sequential(
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-        nn.Linear(4 * w[4], hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-        nn.Linear(hidden, d),  # linear: no ReLU before the normalisation
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), *mlp,
+        nn.Linear(hidden or 4 * w[4], d),  # linear: no ReLU before the normalisation
     )
     return NATNet(front, trunk, head, d)
 
@@ -117,7 +117,7 @@ def alexnet(d: int = 4096, input: str = "sobel") -> NATNet:
 def build_model(cfg) -> NATNet:
     """The network a TrainConfig names (cfg.model, cfg.d, cfg.input, cfg.width)."""
     if cfg.model == "small":
-        return small_net(cfg.d, cfg.input, cfg.width)
+        return small_net(cfg.d, cfg.input, cfg.width, cfg.hidden)
     if cfg.model == "alexnet":
         return alexnet(cfg.d, cfg.input)
     raise ValueError(f"unknown model {cfg.model!r}; choose one of {MODELS}")

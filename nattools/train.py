@@ -46,6 +46,7 @@ class TrainConfig:
     limit: int = 0                  # train on `limit` samples drawn with a fixed seed (0 = all)
     model: str = "small"            # small | alexnet
     width: int = 32                 # small net: conv widths w-2w-3w-3w-2w
+    hidden: int = 512               # small net: width of the head's hidden layer (0 = none: pooled features -> linear)
     input: str = "sobel"            # sobel | grey | rgb
     image_size: int = 32
     crop_min: float = 0.2           # random crops keep at least this fraction of the area
@@ -112,6 +113,8 @@ class TrainConfig:
             bad(f"reassign_every={self.reassign_every}: use 0 (never) or a positive number of epochs")
         if self.model == "small" and self.width < 1:
             bad(f"width={self.width} must be positive")
+        if self.model == "small" and self.hidden < 0:
+            bad(f"hidden={self.hidden} must be 0 (no hidden layer) or positive")
         if n is not None:
             if self.batch_size > n:
                 bad(f"batch_size={self.batch_size} > n={n} training samples; lower --batch_size")
@@ -238,7 +241,8 @@ PRESETS = {
 }
 
 # Fields a resumed run must share with its checkpoint (others, like epochs or workers, may change).
-RESUME_FIELDS = ("dataset", "limit", "val_fraction", "model", "width", "input", "image_size", "d", "k",
+DEFAULTS = dataclasses.asdict(TrainConfig())
+RESUME_FIELDS = ("dataset", "limit", "val_fraction", "model", "width", "hidden", "input", "image_size", "d", "k",
                  "targets", "k_codes", "seed", "batch_size")
 
 
@@ -289,8 +293,9 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
     ckpt = cfg.checkpoint_path
     if cfg.resume and ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        diff = [f"{f}: {state['config'].get(f)!r} in checkpoint, {getattr(cfg, f)!r} now"
-                for f in RESUME_FIELDS if state["config"].get(f) != getattr(cfg, f)]
+        saved = {**DEFAULTS, **state["config"]}  # fields added since the checkpoint was written: defaults
+        diff = [f"{f}: {saved.get(f)!r} in checkpoint, {getattr(cfg, f)!r} now"
+                for f in RESUME_FIELDS if saved.get(f) != getattr(cfg, f)]
         if diff:
             raise ValueError(f"checkpoint {ckpt} is from another config ({'; '.join(diff)}); "
                              f"use another --name or --resume false")

@@ -35,7 +35,7 @@ def test_batch_assignment_is_optimal(b, m):
 @pytest.mark.parametrize("b,m", [(6, 6), (4, 7)])
 def test_batch_assignment_is_optimal_for_look_alike_embeddings(b, m):
     """A network at initialisation maps every image to nearly the same point; the
-    square case re-centres the embeddings, which must not change the optimum."""
+    row (and, square, column) reductions of the scores must not change the optimum."""
     g = torch.Generator().manual_seed(b + m)
     for trial in range(5):
         mean = torch.randn(1, 3, generator=g)
@@ -44,6 +44,20 @@ def test_batch_assignment_is_optimal_for_look_alike_embeddings(b, m):
         perm = batch_assignment(z, c)
         best, _ = brute_force(z, c)
         assert float((z * c[perm]).sum()) == pytest.approx(best, abs=1e-5)
+
+
+@pytest.mark.parametrize("b,m", [(256, 256), (128, 256)])
+def test_reduced_scores_give_the_optimum_of_the_raw_scores(b, m):
+    """At bench sizes: the same total score as scipy on the raw, unreduced scores."""
+    from scipy.optimize import linear_sum_assignment
+    g = torch.Generator().manual_seed(b + m)
+    z = torch.nn.functional.normalize(torch.randn(1, 16, generator=g) + 0.05 * torch.randn(b, 16, generator=g), dim=1)
+    c = sample_sphere(m, 16, seed=2)
+    score = (z @ c.T).double()
+    rows, cols = linear_sum_assignment(score.numpy(), maximize=True)
+    perm = batch_assignment(z, c)
+    assert len(set(perm.tolist())) == b
+    assert float(score[torch.arange(b), perm].sum()) == pytest.approx(float(score[rows, cols].sum()), abs=1e-6)
 
 
 def test_batch_assignment_square_is_permutation_and_recovers_shuffle():

@@ -18,6 +18,16 @@ def test_small_net_embed_and_features(size):
     assert f.ndim == 4 and f.shape[:2] == (4, 16) and f.shape[2] == size // 8
 
 
+def test_small_net_without_hidden_layer_projects_pooled_features_linearly():
+    m = small_net(d=16, width=8, hidden=0).eval()
+    assert [type(l) for l in m.head] == [nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear]
+    assert m.head[-1].in_features == 4 * 16  # 2x2 pool of the last conv block's 2w channels
+    z = m.embed(torch.rand(3, 3, 32, 32))
+    assert z.shape == (3, 16) and torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+    with pytest.raises(ValueError, match="hidden=-1"):
+        nattools.TrainConfig(hidden=-1).validate()
+
+
 def test_alexnet_shapes_at_224():
     torch.manual_seed(0)
     m = alexnet(d=32).eval()

@@ -107,6 +107,17 @@ def test_resume_refuses_a_checkpoint_from_another_config(tiny_cfg):
         T.train(dataclasses.replace(cfg, d=32))
 
 
+def test_checkpoint_from_before_a_config_field_existed_resumes_with_its_default(tiny_cfg):
+    cfg = tiny_cfg(epochs=1)
+    T.train(cfg)
+    state = torch.load(cfg.checkpoint_path, weights_only=True)
+    del state["config"]["hidden"]  # as written before `hidden` was added
+    torch.save(state, cfg.checkpoint_path)
+    model, loaded = nattools.load_checkpoint(cfg.checkpoint_path)
+    assert loaded.hidden == cfg.hidden
+    assert T.train(dataclasses.replace(cfg, epochs=2))["epochs_done"] == 2
+
+
 def test_never_reassign_keeps_the_random_table(tiny_cfg):
     cfg = tiny_cfg(reassign_every=0)
     res = T.train(cfg)
