@@ -17,7 +17,14 @@ from .targets import TargetStore
 from .train import TrainConfig, train
 
 
-def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 11, images: torch.Tensor = None) -> dict:
+def median_ci(ratios: torch.Tensor, draws: int = 2000) -> tuple:
+    """-> (median, (lo, hi)): the median of paired ratios and a bootstrap 95% interval of it."""
+    pick = torch.randint(len(ratios), (draws, len(ratios)), generator=torch.Generator().manual_seed(0))
+    boot = ratios[pick].median(1).values
+    return float(ratios.median()), (float(boot.quantile(0.025)), float(boot.quantile(0.975)))
+
+
+def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.Tensor = None) -> dict:
     """A NAT step against a fixed-target step, measured two ways.
 
     direct: NAT and fixed steps alternate in ABBA order (linear drifts of the machine cancel),
@@ -35,13 +42,10 @@ def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 11, images: torch.
         t = {reassign: step(reassign) for reassign in order}
         nat.append(t[True])
         fixed.append(t[False])
-    ratios = torch.tensor(nat) / torch.tensor(fixed)
-    gen = torch.Generator().manual_seed(0)
-    boot = ratios[torch.randint(len(ratios), (2000, len(ratios)), generator=gen)].median(1).values
+    direct, direct_ci = median_ci(torch.tensor(nat) / torch.tensor(fixed))
     fixed_s, solve_s = statistics.median(fixed), statistics.median(step.solve_s)
     return {"nat_s": statistics.median(nat), "fixed_s": fixed_s, "solve_s": solve_s,
-            "direct": float(ratios.median()), "direct_ci": (float(boot.quantile(0.025)), float(boot.quantile(0.975))),
-            "parts": (fixed_s + solve_s) / fixed_s}
+            "direct": direct, "direct_ci": direct_ci, "parts": (fixed_s + solve_s) / fixed_s}
 
 
 def bare_step(cfg: TrainConfig, n_batches: int = 4):
@@ -87,11 +91,9 @@ def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4) -> dict:
         run = TrainConfig(**{**cfg.__dict__, "limit": steps * cfg.batch_size, "epochs": epochs, "out": out,
                              "name": "bench", "resume": False, "eval_knn": False})
         train(run, on_step=on_step, command="bench")
-    ratios = torch.tensor(bare_s) / torch.tensor(trainer_s)
-    boot = ratios[torch.randint(len(ratios), (2000, len(ratios)), generator=torch.Generator().manual_seed(0))]
-    boot = boot.median(1).values
+    median, ci = median_ci(torch.tensor(bare_s) / torch.tensor(trainer_s))
     return {"trainer_s": trainer_s, "bare_s": bare_s, "ratio": sum(bare_s) / sum(trainer_s),
-            "median": float(ratios.median()), "ci": (float(boot.quantile(0.025)), float(boot.quantile(0.975)))}
+            "median": median, "ci": ci}
 
 
 def run_bench(args) -> dict:
