@@ -28,7 +28,7 @@ def batch_assignment(z: torch.Tensor, c: torch.Tensor) -> torch.LongTensor:
     # Every sample gets exactly one target, so subtracting a constant from a row changes no
     # optimum; when b = m every target is used once, so neither does a constant per column.
     # The reduced costs un-tie the near-equal scores of look-alike embeddings (a network at
-    # initialisation), which scipy's solver then finds ~1.7x faster at b = 1024 (bench: README).
+    # initialisation), which scipy's solver then solves faster (bench: solve time per step).
     score -= score.max(1, keepdims=True)
     if score.shape[0] == score.shape[1]:
         score -= score.max(0, keepdims=True)

@@ -13,6 +13,7 @@ import time
 import torch
 
 from .assign import Assignment
+from .data import augment
 from .models import build_model
 from .targets import TargetStore
 
@@ -41,8 +42,6 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: t
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(cfg.seed)
-    if images is not None:
-        from .data import augment
     bf16 = cfg.bf16 and cuda  # bf16 autocast on GPUs only; the CPU path stays the fp32 reference
 
     def step(reassign: bool) -> float:

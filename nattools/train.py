@@ -154,6 +154,14 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_text_atomic(text: str, path: Path) -> None:
+    """The same for the JSON results and logs: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def versions() -> dict:
     import torchvision
     from . import __version__
@@ -400,10 +408,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
         if rank == 0:
             # the whole log from `history` (resumed with the checkpoint), so that a fresh run never
             # continues the log of an earlier run with the same name
-            cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cfg.log_path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-            os.replace(tmp, cfg.log_path)
+            write_text_atomic("".join(json.dumps(h) + "\n" for h in history), cfg.log_path)
             h = history[-1]
             print(f"epoch {h['epoch']}: loss {h['loss']:.4f}  changed {h['changed']:.3f}  "
                   f"uniformity {h['uniformity']:.3f}  {h['images_per_s']:.0f} img/s")
@@ -418,10 +423,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
     if rank == 0 and cfg.eval_knn and epoch == cfg.epochs:
         results["knn20_val"] = evaluate_knn(model, cfg, device)
     if rank == 0:
-        cfg.results_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cfg.results_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, cfg.results_path)
+        write_text_atomic(json.dumps(results, indent=1), cfg.results_path)
     if world > 1 and own_group:
         dist.destroy_process_group()
     return results
