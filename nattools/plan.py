@@ -92,7 +92,7 @@ def plan(cfg, world: int = None, measure_steps: int = 2, measure_batch: int = No
     params = sum(p.numel() for p in model.parameters())
     device = device or default_device()
     cuda = device.startswith("cuda")
-    act = activation_bytes(model, cfg, 2 if cfg.bf16 and cuda else 4) * cfg.batch_size
+    act = activation_bytes(model, cfg, 2 if cfg.bf16 and cuda else 4) * cfg.batch_size * cfg.views
     mb = 2 ** -20
     memory = {
         "model_mb": params * 4 * mb,
@@ -113,14 +113,14 @@ def plan(cfg, world: int = None, measure_steps: int = 2, measure_batch: int = No
     fixed = [step(False) for _ in range(measure_steps)]
     measured_s = time.perf_counter() - t
     nat_ips, fixed_ips = batch / min(nat), batch / min(fixed)
-    images = n * cfg.epochs                            # what the run feeds the model
-    reassign_images = per_rank * world * reassign_epochs
+    images = n * cfg.epochs * cfg.views                # what the run feeds the model (every view)
+    reassign_images = per_rank * world * reassign_epochs * cfg.views
     seconds_one = reassign_images / nat_ips + (images - reassign_images) / fixed_ips
     threads = torch.get_num_threads()
     name = torch.cuda.get_device_name() if cuda else f"CPU ({threads} thread{'s' if threads > 1 else ''})"
     return {
         "config": {f: getattr(cfg, f) for f in ("name", "dataset", "model", "image_size", "d", "batch_size",
-                                                "epochs", "reassign_every", "lr", "bf16")},
+                                                "views", "epochs", "reassign_every", "lr", "bf16")},
         "n": n, "n_source": n_source, "k": k, "world": world,
         "steps_per_epoch_per_rank": steps, "total_steps": steps * cfg.epochs,
         "epochs_with_reassignment": reassign_epochs,

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -50,6 +51,7 @@ class TrainConfig:
     input: str = "sobel"            # sobel | grey | rgb
     image_size: int = 32
     crop_min: float = 0.2           # random crops keep at least this fraction of the area
+    views: int = 1                  # augmented views of each image per step, all fitted to its one target
     d: int = 128                    # embedding / target dimension
     k: int = 0                      # number of targets; 0 = n (one per sample)
     objective: str = "nat"          # nat | square, softmax: supervised baselines that use labels (d = classes)
@@ -59,6 +61,8 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 0.05
     momentum: float = 0.9
+    ema: float = 0.0                # keep an exponential moving average of the weights with this decay per
+                                    # step (0 = off); the average is then the run's result (checkpoint, kNN)
     weight_decay: float = 5e-4
     schedule: str = "cosine"        # cosine | constant
     reassign_every: int = 1         # solve the assignment on every batch of every N-th epoch; 0 = never
@@ -109,6 +113,10 @@ class TrainConfig:
             bad(f"batch_size={self.batch_size}: batch norm and the assignment need at least 2 samples per batch")
         if self.epochs < 1:
             bad(f"epochs={self.epochs}: train for at least 1 epoch")
+        if not 0 <= self.ema < 1:
+            bad(f"ema={self.ema}: the decay of the weight average must lie in [0, 1), e.g. 0.99; 0 = off")
+        if self.views < 1:
+            bad(f"views={self.views}: each image needs at least 1 augmented view per step")
         if self.reassign_every < 0:
             bad(f"reassign_every={self.reassign_every}: use 0 (never) or a positive number of epochs")
         if self.model == "small" and self.width < 1:
@@ -189,7 +197,7 @@ def load_checkpoint(path, device: str = "cpu"):
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in state["config"].items() if k in fields})
     model = build_model(cfg)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state.get("averaged", state["model"]))  # the weight average, if the run kept one
     return model.to(device).eval(), cfg
 
 
@@ -251,7 +259,7 @@ PRESETS = {
 # Fields a resumed run must share with its checkpoint (others, like epochs or workers, may change).
 DEFAULTS = dataclasses.asdict(TrainConfig())
 RESUME_FIELDS = ("dataset", "limit", "val_fraction", "model", "width", "hidden", "input", "image_size", "d", "k",
-                 "targets", "k_codes", "seed", "batch_size")
+                 "targets", "k_codes", "seed", "batch_size", "ema")
 
 
 def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = True) -> dict:
@@ -296,6 +304,9 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
     targets = build_targets(cfg, k).to(device)  # a TargetStore then generates rows on the device
     assignment = Assignment(n, k, seed=cfg.seed)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    averaged = None  # the moving average of the weights (BatchNorm statistics included), if cfg.ema
+    if cfg.ema:
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
     epoch, step_in_epoch, history = 0, 0, []
 
     ckpt = cfg.checkpoint_path
@@ -310,6 +321,9 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         assignment.load_state_dict(state["assignment"])
+        if averaged is not None:
+            averaged.module.load_state_dict(state["averaged"])
+            averaged.n_averaged.fill_(1)  # > 0: go on averaging (0 would restart from a copy)
         epoch, step_in_epoch, history = state["epoch"], state["step"], state["history"]
         if step_in_epoch and state.get("world", 1) != world:  # mid-epoch, another number of processes:
             seen = step_in_epoch * cfg.batch_size * state.get("world", 1)  # a prefix of the epoch's shuffle
@@ -323,9 +337,12 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
         ids = [torch.device(device)] if device.startswith("cuda") else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
+    result = model if averaged is None else averaged.module  # the weights the run hands out
+
     def checkpoint(epoch, step):
         if rank == 0:
-            save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(),
+            extra = {} if averaged is None else {"averaged": averaged.module.state_dict()}
+            save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(), **extra,
                          "optimizer": opt.state_dict(), "assignment": assignment.state_dict(),
                          "epoch": epoch, "step": step, "world": world, "history": history,
                          "versions": versions()}, ckpt)
@@ -349,12 +366,17 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, global_step, total_steps)
             x = x.to(device, non_blocking=True)
+            if cfg.views > 1:  # the batch, views times over; one draw of crops and flips for all
+                x = x.repeat(cfg.views, 1, 1, 1)                              # (v*b, 3, L, L)
             x = D.augment(x, cfg.image_size, cfg.crop_min,
-                          torch.Generator(device).manual_seed(step_seed))  # (b,3,S,S) float
+                          torch.Generator(device).manual_seed(step_seed))  # (v*b,3,S,S) float
             if device.startswith("cuda"):
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
-                z = net(x, normalize=cfg.objective != "softmax").float()     # (b, d), unit rows
+                z_views = net(x, normalize=cfg.objective != "softmax").float()  # (v*b, d), unit rows
+            z_views = z_views.view(cfg.views, len(idx), -1)                      # (v, b, d)
+            # one point per image: its views' mean, back on the sphere (the view itself when v = 1)
+            z = F.normalize(z_views.mean(0), dim=1) if cfg.views > 1 else z_views[0]  # (b, d)
             if cfg.objective == "nat":
                 if reassign:  # 2. re-solve the batch's assignment before the loss
                     ta = time.perf_counter()
@@ -363,11 +385,12 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
                         sums["changed"] += assignment.apply(i, t)
                     sums["assign_s"] += time.perf_counter() - ta
                 c = targets[assignment.table[idx]].to(device, non_blocking=True)  # (b, d)
-                loss = (z - c).pow(2).sum(1).mean()                               # 3. ||z - c||^2
+                loss = (z_views - c).pow(2).sum(2).mean()                         # 3. ||z - c||^2, every view
             else:  # supervised baselines: the labels give the targets
-                y = torch.as_tensor(y, device=device)
-                loss = F.cross_entropy(z, y) if cfg.objective == "softmax" else \
-                    (z - F.one_hot(y, cfg.d).float()).pow(2).sum(1).mean()
+                y = torch.as_tensor(y, device=device).repeat(cfg.views)
+                z_all = z_views.flatten(0, 1)                                     # (v*b, d)
+                loss = F.cross_entropy(z_all, y) if cfg.objective == "softmax" else \
+                    (z_all - F.one_hot(y, cfg.d).float()).pow(2).sum(1).mean()
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss is {loss.item()} at epoch {epoch}, step {step_in_epoch}; stopped. The last good "
@@ -375,6 +398,8 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             step_in_epoch += 1
             global_step += 1
             sums["loss"] += loss.item()
@@ -403,7 +428,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
         epoch, step_in_epoch = epoch + 1, 0
         checkpoint(epoch, 0)
         if rank == 0 and cfg.snapshot_every and epoch % cfg.snapshot_every == 0:  # weights only, for studies
-            save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(), "epoch": epoch},
+            save_atomic({"config": dataclasses.asdict(cfg), "model": result.state_dict(), "epoch": epoch},
                         ckpt.with_name(f"{cfg.name}_epoch{epoch}.pt"))
         if rank == 0:
             # the whole log from `history` (resumed with the checkpoint), so that a fresh run never
@@ -421,7 +446,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
                "wall_time_s": time.time() - start_time, "epochs_done": epoch, "history": history}
     results["table_digests"] = digests  # one per rank, all equal
     if rank == 0 and cfg.eval_knn and epoch == cfg.epochs:
-        results["knn20_val"] = evaluate_knn(model, cfg, device)
+        results["knn20_val"] = evaluate_knn(result, cfg, device)
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=1), cfg.results_path)
     if world > 1 and own_group:

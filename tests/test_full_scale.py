@@ -92,3 +92,13 @@ def test_dry_run_plan_counts_steps_and_memory(capsys):
     assert p["memory"]["assignment_table_mb"] == round(2 * 1000 * 8 / 2**20, 1)
     assert p["throughput"]["nat_images_per_s"] > 0 and p["estimate"]["hours_on_8"] > 0
     assert p["throughput"]["device"]  # says where it measured
+
+
+def test_plan_counts_every_view():
+    """views=2 feeds the network each image twice per step: twice the activations."""
+    from nattools import TrainConfig
+    one, two = (plan(TrainConfig(dataset="digits", limit=1000, batch_size=100, width=4, d=8, views=v), measure_steps=1)
+                for v in (1, 2))
+    a1, a2 = (p["memory"]["activations_per_gpu_mb_rough"] for p in (one, two))
+    assert a1 > 0.5 and abs(a2 - 2 * a1) <= 0.1
+    assert two["config"]["views"] == 2

@@ -56,19 +56,22 @@ def assert_same_run(a, b):
                for x, y in zip(s1.values(), s2.values()))
 
 
-@pytest.mark.parametrize("ckpt_every,kill", [(0, 13), (3, 14)])
-def test_killed_and_resumed_run_equals_uninterrupted_run(tiny_cfg, tmp_path, ckpt_every, kill):
+@pytest.mark.parametrize("ckpt_every,kill,extra", [(0, 13, {}), (3, 14, {}), (3, 14, dict(views=2, ema=0.9))])
+def test_killed_and_resumed_run_equals_uninterrupted_run(tiny_cfg, tmp_path, ckpt_every, kill, extra):
     """8 steps per epoch; killed in epoch 2 and resumed from the last checkpoint
-    (end of epoch 1, or mid-epoch with ckpt_every), the run ends bit-identical."""
-    ref = tiny_cfg(out=str(tmp_path / "ref"), ckpt_every=ckpt_every)
+    (end of epoch 1, or mid-epoch with ckpt_every), the run ends bit-identical
+    (the weight average too, when the run keeps one)."""
+    ref = tiny_cfg(out=str(tmp_path / "ref"), ckpt_every=ckpt_every, **extra)
     T.train(ref)
-    cut = tiny_cfg(out=str(tmp_path / "cut"), ckpt_every=ckpt_every)
+    cut = tiny_cfg(out=str(tmp_path / "cut"), ckpt_every=ckpt_every, **extra)
     with pytest.raises(Killed):
         T.train(cut, on_step=kill_at(kill))
     state = torch.load(cut.checkpoint_path, weights_only=True)
     assert (state["epoch"], state["step"]) == ((1, 0) if ckpt_every == 0 else (1, 4))
     T.train(cut)
     assert_same_run(final_state(ref), final_state(cut))
+    (a, _), (b, _) = (nattools.load_checkpoint(c.checkpoint_path) for c in (ref, cut))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_kill_during_save_keeps_the_previous_checkpoint(tiny_cfg, monkeypatch):
@@ -118,6 +121,52 @@ def test_checkpoint_from_before_a_config_field_existed_resumes_with_its_default(
     assert T.train(dataclasses.replace(cfg, epochs=2))["epochs_done"] == 2
 
 
+def test_views_are_different_crops_of_the_batch_fitted_to_one_target(tiny_cfg, monkeypatch):
+    """views=2: the network sees each image twice per step (two crops), the assignment is solved
+    on the mean of its views (a one-to-one table still), and the loss covers every view."""
+    seen, solved = [], []
+    build = T.build_model
+
+    def recording_model(cfg):
+        model = build(cfg)
+        model.register_forward_hook(lambda m, inp, out: seen.append((inp[0].detach().clone(), out.detach().clone())))
+        return model
+    solve = T.Assignment.solve
+
+    def recording_solve(self, idx, z, *a, **kw):
+        solved.append(z.clone())
+        return solve(self, idx, z, *a, **kw)
+    monkeypatch.setattr(T, "build_model", recording_model)
+    monkeypatch.setattr(T.Assignment, "solve", recording_solve)
+    cfg = tiny_cfg(views=2, epochs=1)
+    res = T.train(cfg, on_step=lambda step, loss: seen.append(loss))
+    assert len(solved) == 8 and all(z.shape == (32, 16) for z in solved)
+    x, z = seen[0]
+    assert x.shape == (64, 3, 32, 32) and z.shape == (64, 16)
+    assert not torch.allclose(x[:32], x[32:])                  # two different crops of the same images
+    mean = torch.nn.functional.normalize(z.view(2, 32, 16).mean(0), dim=1)
+    assert torch.allclose(solved[0], mean, atol=1e-6)         # assignment on the views' mean
+    _, table, _ = final_state(cfg)
+    assert len(torch.unique(table)) == 256 and res["history"][0]["changed"] > 0
+
+
+def test_ema_checkpoint_hands_out_the_weight_average(tiny_cfg):
+    """With ema, training steps the live weights; load_checkpoint (and so eval, the book) gets their
+    moving average, which is neither the live weights nor the initial ones."""
+    cfg = tiny_cfg(ema=0.9, epochs=1)
+    T.train(cfg)
+    state = torch.load(cfg.checkpoint_path, weights_only=True)
+    model, _ = nattools.load_checkpoint(cfg.checkpoint_path)
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in state["averaged"].items())
+    torch.manual_seed(cfg.seed)
+    init = T.build_model(cfg).state_dict()
+    w = "trunk.0.weight"
+    assert not torch.equal(got[w], state["model"][w]) and not torch.equal(got[w], init[w])
+    # the average lies between: closer to the live weights than the initial weights are
+    assert (got[w] - state["model"][w]).norm() < (init[w] - state["model"][w]).norm()
+
+
 def test_never_reassign_keeps_the_random_table(tiny_cfg):
     cfg = tiny_cfg(reassign_every=0)
     res = T.train(cfg)
@@ -150,6 +199,8 @@ def test_k_larger_than_n_uses_free_targets(tiny_cfg):
     (dict(model="resnet"), "unknown model"),
     (dict(input="hsv"), "unknown input"),
     (dict(epochs=0), "at least 1 epoch"),
+    (dict(views=0), "views=0"),
+    (dict(ema=1.0), "ema=1.0"),
     (dict(objective="triplet"), "unknown objective"),
     (dict(objective="square"), "set --d 10"),
 ])
