@@ -353,3 +353,50 @@ def accuracy_lines(series: dict, x_title: str, title: str, chance: float = None,
                       yaxis=dict(title="accuracy", tickformat=".0%"),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), margin=dict(t=90))
     return fig
+
+
+def margins(pairs: dict) -> list:
+    """{label: (run, its random-init baseline)} -> one row per evaluated pair: label, run name,
+    command, baseline name, and the kNN-20 and linear margins in points (run minus baseline)."""
+    rows = []
+    for label, (run, base) in pairs.items():
+        knn, lin = gap(run, base, "knn"), gap(run, base, "linear")
+        if knn is None or lin is None:
+            continue
+        rows.append({"label": label, "name": run.name, "command": run.command, "baseline": base.name,
+                     "knn_margin": knn, "linear_margin": lin})
+    return rows
+
+
+def margin_map(rows: list, bars=(15.0, 5.0), title: str = "Margins over random initialisation",
+               height: int = 480):
+    """Every run as a point (kNN-20 margin, linear margin), from `margins`; dashed lines at the
+    bars a recipe is asked to clear, and the region that clears both shaded. Hover: the command."""
+    fig = go.Figure()
+    xs, ys = [r["knn_margin"] for r in rows], [r["linear_margin"] for r in rows]
+    x_hi, y_hi = max(xs + [bars[0]]) + 2, max(ys + [bars[1]]) + 2
+    x_lo, y_lo = min(xs + [0]) - 2, min(ys + [0]) - 2
+    fig.add_shape(type="rect", x0=bars[0], x1=x_hi, y0=bars[1], y1=y_hi, fillcolor="rgba(44,160,44,0.10)",
+                  line_width=0, layer="below")
+    fig.add_vline(x=bars[0], line_dash="dash", line_color="grey", annotation_text=f"kNN +{bars[0]:g}",
+                  annotation_position="top left")
+    fig.add_hline(y=bars[1], line_dash="dash", line_color="grey", annotation_text=f"linear +{bars[1]:g}",
+                  annotation_position="bottom right")
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", text=[r["label"] for r in rows],
+                             textposition="top center", textfont_size=10, marker=dict(size=9, color=PALETTE[0]),
+                             hovertext=[f"{r['name']} (baseline {r['baseline']})<br>{html.escape(r['command'] or '')}"
+                                        for r in rows], hoverinfo="text+x+y", showlegend=False))
+    fig.update_layout(title=title, height=height, margin=dict(t=60),
+                      xaxis=dict(title="kNN-20 margin (points)", range=[x_lo, x_hi]),
+                      yaxis=dict(title="linear-probe margin (points)", range=[y_lo, y_hi]))
+    return fig
+
+
+NETWORK_FIELDS = ("model", "width", "hidden", "input", "image_size", "d", "seed")
+
+
+def network_key(config: dict) -> tuple:
+    """The config fields that fix a network at initialisation (fields a results file predates take
+    their defaults): two runs with the same key share one random-init baseline."""
+    from .train import DEFAULTS
+    return tuple(config.get(f, DEFAULTS[f]) for f in NETWORK_FIELDS)

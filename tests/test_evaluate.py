@@ -60,3 +60,29 @@ def test_layers_are_the_five_conv_blocks_pooled_to_similar_sizes():
     assert torch.allclose(feats[0][:4], F.adaptive_avg_pool2d(conv_blocks(model, torch.stack([ds[i][0] for i in range(4)]))[0], grids[0]).flatten(1), atol=1e-5)
     rows = probe_layers(model, ds, ds, dims=64, epochs=2)
     assert [r["layer"] for r in rows] == [1, 2, 3, 4, 5] and all(0 < r["linear"] <= 1 for r in rows)
+
+
+def test_knn_by_layer_script_scores_every_stage_of_three_networks(tiny_cfg, tmp_path, capsys):
+    """bench/knn_by_layer.py: kNN-20 on pooled features, hidden layer and embedding, for a
+    trained network, the same with BN re-estimated, and its random init; the embed column is
+    exactly what the eval protocol's kNN reports."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    import nattools
+    from nattools.evaluate import evaluate_model
+    spec = importlib.util.spec_from_file_location("knn_by_layer", Path(__file__).parents[1] / "bench" / "knn_by_layer.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cfg = tiny_cfg(epochs=1, val_fraction=0.2)
+    nattools.train(cfg)
+    out = tmp_path / "layers.json"
+    assert script.main([str(cfg.checkpoint_path), "--out", str(out)]) == 0
+    table = json.loads(out.read_text())["knn20"]
+    assert list(table) == ["trained", "trained, BN re-estimated", "random init"]
+    stages = ["features_1x1", "features_2x2", "hidden", "embed"]
+    assert all(set(row) == {s + suffix for s in stages for suffix in ("", "_standardised")} for row in table.values())
+    assert all(0 <= v <= 1 for row in table.values() for v in row.values())
+    model, cfg2 = nattools.load_checkpoint(cfg.checkpoint_path)
+    assert table["trained"]["embed"] == evaluate_model(model, cfg2, probe_epochs=0)["knn20_embed"]
+    assert "random init" in capsys.readouterr().out

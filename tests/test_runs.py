@@ -170,3 +170,31 @@ def test_labelled_rows_margins_and_figures(files):
     assert list(fig.data[1].y) == [0.47, 0.30]
     lines = runs.accuracy_lines({"a": ([0, 5], [0.3, None])}, "epoch", "t")
     assert list(lines.data[0].y) == [0.3, None]
+
+
+def test_margins_pair_each_run_with_its_baseline_and_map_them_against_the_bars(files):
+    write_run(files, "nat", 0.46, 0.48)
+    write_run(files, "wide", 0.44, 0.53)
+    nat, wide = runs.load(files / "nat.json"), runs.load(files / "wide.json")
+    base = runs.load(eval_path=files / "r1_eval.json")                   # 41.12 / 47
+    own = runs.Run("wide_random", evaluation={"knn20_embed": 0.30, "linear_features_2x2": 0.45})
+    bare = runs.Run("bare", results={"history": []})                     # not evaluated: left out
+    rows = runs.margins({"recipe": (nat, base), "wide": (wide, own), "bare": (bare, base)})
+    assert [r["label"] for r in rows] == ["recipe", "wide"]
+    assert rows[0]["knn_margin"] == pytest.approx(4.88) and rows[0]["linear_margin"] == pytest.approx(1.0)
+    assert rows[1]["knn_margin"] == pytest.approx(14.0) and rows[1]["baseline"] == "wide_random"
+    fig = runs.margin_map(rows, bars=(15, 5))
+    assert list(fig.data[0].x) == pytest.approx([4.88, 14.0]) and list(fig.data[0].text) == ["recipe", "wide"]
+    assert "python -m nattools train --name nat" in fig.data[0].hovertext[0] and "baseline r1" in fig.data[0].hovertext[0]
+    shaded = fig.layout.shapes[0]
+    assert (shaded.x0, shaded.y0) == (15, 5) and shaded.x1 >= 16 and shaded.y1 >= 8  # the region that clears both
+
+
+def test_network_key_names_what_fixes_the_initial_network():
+    import dataclasses
+    recipe = dataclasses.asdict(nattools.TrainConfig())
+    assert runs.network_key(recipe) == runs.network_key({**recipe, "epochs": 20, "lr": 0.1, "views": 2})
+    assert runs.network_key(recipe) != runs.network_key({**recipe, "width": 64})
+    assert runs.network_key(recipe) != runs.network_key({**recipe, "seed": 1})
+    old = {k: v for k, v in recipe.items() if k != "hidden"}          # written before `hidden` existed
+    assert runs.network_key(old) == runs.network_key(recipe)
