@@ -375,7 +375,7 @@ def margin_map(rows: list, bars=(15.0, 5.0), title: str = "Margins over random i
     fig = go.Figure()
     xs, ys = [r["knn_margin"] for r in rows], [r["linear_margin"] for r in rows]
     x_hi, y_hi = max(xs + [bars[0]]) + 2, max(ys + [bars[1]]) + 2
-    x_lo, y_lo = min(xs + [0]) - 2, min(ys + [0]) - 2
+    x_lo, y_lo = min(xs + [bars[0]]) - 1.5, min(ys + [bars[1]]) - 1.5
     fig.add_shape(type="rect", x0=bars[0], x1=x_hi, y0=bars[1], y1=y_hi, fillcolor="rgba(44,160,44,0.10)",
                   line_width=0, layer="below")
     fig.add_vline(x=bars[0], line_dash="dash", line_color="grey", annotation_text=f"kNN +{bars[0]:g}",
