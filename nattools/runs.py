@@ -369,9 +369,15 @@ def margins(pairs: dict) -> list:
 
 
 def margin_map(rows: list, bars=(15.0, 5.0), title: str = "Margins over random initialisation",
-               height: int = 480):
+               label_top: int = None, always=(), height: int = 480):
     """Every run as a point (kNN-20 margin, linear margin), from `margins`; dashed lines at the
-    bars a recipe is asked to clear, and the region that clears both shaded. Hover: the command."""
+    bars a recipe is asked to clear, and the region that clears both shaded. Hover: the command.
+    label_top: name only the label_top largest margins of each kind (and the labels in `always`),
+    so that a dense cloud stays legible; None names every point."""
+    named = {r["label"] for r in rows}
+    if label_top is not None:
+        named = set(always) | {r["label"] for key in ("knn_margin", "linear_margin")
+                               for r in sorted(rows, key=lambda r: -r[key])[:label_top]}
     fig = go.Figure()
     xs, ys = [r["knn_margin"] for r in rows], [r["linear_margin"] for r in rows]
     x_hi, y_hi = max(xs + [bars[0]]) + 2, max(ys + [bars[1]]) + 2
@@ -382,7 +388,8 @@ def margin_map(rows: list, bars=(15.0, 5.0), title: str = "Margins over random i
                   annotation_position="top left")
     fig.add_hline(y=bars[1], line_dash="dash", line_color="grey", annotation_text=f"linear +{bars[1]:g}",
                   annotation_position="bottom right")
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", text=[r["label"] for r in rows],
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", text=[r["label"] if r["label"] in named else ""
+                                                                     for r in rows],
                              textposition="top center", textfont_size=10, marker=dict(size=9, color=PALETTE[0]),
                              hovertext=[f"{r['name']} (baseline {r['baseline']})<br>{html.escape(r['command'] or '')}"
                                         for r in rows], hoverinfo="text+x+y", showlegend=False))

@@ -186,6 +186,10 @@ def test_margins_pair_each_run_with_its_baseline_and_map_them_against_the_bars(f
     fig = runs.margin_map(rows, bars=(15, 5))
     assert list(fig.data[0].x) == pytest.approx([4.88, 14.0]) and list(fig.data[0].text) == ["recipe", "wide"]
     assert "python -m nattools train --name nat" in fig.data[0].hovertext[0] and "baseline r1" in fig.data[0].hovertext[0]
+    few = runs.margin_map(rows, label_top=1)                      # the largest of each kind only: wide
+    assert list(few.data[0].text) == ["", "wide"] and list(few.data[0].hovertext) == list(fig.data[0].hovertext)
+    assert list(runs.margin_map(rows, label_top=1, always=("recipe",)).data[0].text) == ["recipe", "wide"]
+    assert list(runs.margin_map(rows, label_top=0, always=("recipe",)).data[0].text) == ["recipe", ""]
     shaded = fig.layout.shapes[0]
     assert (shaded.x0, shaded.y0) == (15, 5) and shaded.x1 >= 16 and shaded.y1 >= 8  # the region that clears both
 
