@@ -124,7 +124,7 @@ def test_checkpoint_from_before_a_config_field_existed_resumes_with_its_default(
 def test_views_are_different_crops_of_the_batch_fitted_to_one_target(tiny_cfg, monkeypatch):
     """views=2: the network sees each image twice per step (two crops), the assignment is solved
     on the mean of its views (a one-to-one table still), and the loss covers every view."""
-    seen, solved = [], []
+    seen, solved, losses = [], [], []
     build = T.build_model
 
     def recording_model(cfg):
@@ -134,18 +134,22 @@ def test_views_are_different_crops_of_the_batch_fitted_to_one_target(tiny_cfg, m
     solve = T.Assignment.solve
 
     def recording_solve(self, idx, z, *a, **kw):
-        solved.append(z.clone())
-        return solve(self, idx, z, *a, **kw)
+        new = solve(self, idx, z, *a, **kw)
+        solved.append((z.clone(), new.clone()))
+        return new
     monkeypatch.setattr(T, "build_model", recording_model)
     monkeypatch.setattr(T.Assignment, "solve", recording_solve)
     cfg = tiny_cfg(views=2, epochs=1)
-    res = T.train(cfg, on_step=lambda step, loss: seen.append(loss))
-    assert len(solved) == 8 and all(z.shape == (32, 16) for z in solved)
+    res = T.train(cfg, on_step=lambda step, loss: losses.append(loss))
+    assert len(solved) == 8 and all(z.shape == (32, 16) for z, _ in solved)
     x, z = seen[0]
     assert x.shape == (64, 3, 32, 32) and z.shape == (64, 16)
     assert not torch.allclose(x[:32], x[32:])                  # two different crops of the same images
-    mean = torch.nn.functional.normalize(z.view(2, 32, 16).mean(0), dim=1)
-    assert torch.allclose(solved[0], mean, atol=1e-6)         # assignment on the views' mean
+    views = z.view(2, 32, 16)                                   # (view, image, d)
+    mean = torch.nn.functional.normalize(views.mean(0), dim=1)
+    assert torch.allclose(solved[0][0], mean, atol=1e-6)      # assignment on the views' mean
+    c = T.build_targets(cfg, 256)[solved[0][1]]                 # the targets the step then fitted
+    assert losses[0] == pytest.approx(float((views - c).pow(2).sum(2).mean()), rel=1e-5)  # every view
     _, table, _ = final_state(cfg)
     assert len(torch.unique(table)) == 256 and res["history"][0]["changed"] > 0
 
