@@ -337,7 +337,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
         ids = [torch.device(device)] if device.startswith("cuda") else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-    result = model if averaged is None else averaged.module  # the weights the run hands out
+    final_model = model if averaged is None else averaged.module  # the weights the run hands out
 
     def checkpoint(epoch, step):
         if rank == 0:
@@ -428,7 +428,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
         epoch, step_in_epoch = epoch + 1, 0
         checkpoint(epoch, 0)
         if rank == 0 and cfg.snapshot_every and epoch % cfg.snapshot_every == 0:  # weights only, for studies
-            save_atomic({"config": dataclasses.asdict(cfg), "model": result.state_dict(), "epoch": epoch},
+            save_atomic({"config": dataclasses.asdict(cfg), "model": final_model.state_dict(), "epoch": epoch},
                         ckpt.with_name(f"{cfg.name}_epoch{epoch}.pt"))
         if rank == 0:
             # the whole log from `history` (resumed with the checkpoint), so that a fresh run never
@@ -446,7 +446,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
                "wall_time_s": time.time() - start_time, "epochs_done": epoch, "history": history}
     results["table_digests"] = digests  # one per rank, all equal
     if rank == 0 and cfg.eval_knn and epoch == cfg.epochs:
-        results["knn20_val"] = evaluate_knn(result, cfg, device)
+        results["knn20_val"] = evaluate_knn(final_model, cfg, device)
     if rank == 0:
         write_text_atomic(json.dumps(results, indent=1), cfg.results_path)
     if world > 1 and own_group:
