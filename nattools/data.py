@@ -183,14 +183,19 @@ def stored_transform(size: int = 32):
     ])
 
 
-def augment(x: torch.Tensor, size: int, crop_min: float = 0.5, generator: torch.Generator = None) -> torch.Tensor:
-    """Random resized crop + horizontal flip for a whole batch at once.
+def augment(x: torch.Tensor, size: int, crop_min: float = 0.5, generator: torch.Generator = None,
+            jitter: float = 0.0) -> torch.Tensor:
+    """Random resized crop + horizontal flip (+ brightness and contrast jitter) for a whole batch at once.
 
     x: (B,3,L,L) uint8 or float in [0,1] -> (B,3,size,size) float in [0,1].
     As torchvision's RandomResizedCrop(scale=(crop_min, 1), ratio=(3/4, 4/3)) and
     RandomHorizontalFlip, but one affine resampling for the batch instead of a
     Python call per image: on 2 CPU cores per-image transforms cost a fifth of
     a training step, this costs about 1%. `generator` makes it reproducible.
+    jitter > 0 then scales each image's brightness and its contrast by factors drawn
+    from [1 - jitter, 1 + jitter], as ColorJitter(brightness=jitter, contrast=jitter):
+    both scale the Sobel gradients, so an image's own contrast stops being a cue
+    that singles it out.
     """
     if x.dtype == torch.uint8:
         x = x.float().div_(255)
@@ -205,8 +210,15 @@ def augment(x: torch.Tensor, size: int, crop_min: float = 0.5, generator: torch.
     theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
     grid = torch.nn.functional.affine_grid(theta, (b, x.shape[1], size, size), align_corners=False)
-    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
-                                           align_corners=False)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                                        align_corners=False)
+    if jitter > 0:  # drawn after the crops, so jitter=0 leaves every earlier draw as it was
+        f = 1 + (torch.rand(b, 2, generator=generator, device=u.device).to(dev) * 2 - 1) * jitter  # (B,2)
+        x = (x * f[:, 0].view(b, 1, 1, 1)).clamp_(0, 1)                                   # brightness
+        grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        mean = grey.mean(dim=(1, 2, 3), keepdim=True)                                     # (B,1,1,1)
+        x = (mean + (x - mean) * f[:, 1].view(b, 1, 1, 1)).clamp_(0, 1)                    # contrast
+    return x
 
 
 def subset(ds, limit: int, seed: int = 0):

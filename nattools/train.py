@@ -51,6 +51,7 @@ class TrainConfig:
     input: str = "sobel"            # sobel | grey | rgb
     image_size: int = 32
     crop_min: float = 0.2           # random crops keep at least this fraction of the area
+    jitter: float = 0.0             # brightness and contrast jitter strength (0 = off), as ColorJitter's
     views: int = 1                  # augmented views of each image per step, all fitted to its one target
     d: int = 128                    # embedding / target dimension
     k: int = 0                      # number of targets; 0 = n (one per sample)
@@ -115,6 +116,9 @@ class TrainConfig:
             bad(f"epochs={self.epochs}: train for at least 1 epoch")
         if not 0 <= self.ema < 1:
             bad(f"ema={self.ema}: the decay of the weight average must lie in [0, 1), e.g. 0.99; 0 = off")
+        if not 0 <= self.jitter < 1:
+            bad(f"jitter={self.jitter}: brightness and contrast factors are drawn from [1 - jitter, 1 + jitter], "
+                "so jitter must lie in [0, 1), e.g. 0.4; 0 = off")
         if self.views < 1:
             bad(f"views={self.views}: each image needs at least 1 augmented view per step")
         if self.reassign_every < 0:
@@ -369,7 +373,7 @@ def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = 
             if cfg.views > 1:  # the batch, views times over; one draw of crops and flips for all
                 x = x.repeat(cfg.views, 1, 1, 1)                              # (v*b, 3, L, L)
             x = D.augment(x, cfg.image_size, cfg.crop_min,
-                          torch.Generator(device).manual_seed(step_seed))  # (v*b,3,S,S) float
+                          torch.Generator(device).manual_seed(step_seed), jitter=cfg.jitter)  # (v*b,3,S,S) float
             if device.startswith("cuda"):
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):

@@ -53,6 +53,22 @@ def test_augment_shapes_range_and_reproducibility():
     assert bool((span <= 1 + 1e-5).all()) and bool((span >= 0.5 ** 0.5 * 31 / 32 - 0.05).all())
 
 
+def test_jitter_scales_brightness_and_contrast_after_the_same_crops():
+    x = torch.randint(90, 150, (16, 3, 32, 32), dtype=torch.uint8)  # stays inside [0, 1] when jittered
+    plain = D.augment(x, 32, 0.5, torch.Generator().manual_seed(0))
+    jit = D.augment(x, 32, 0.5, torch.Generator().manual_seed(0), jitter=0.4)
+    assert torch.equal(plain, D.augment(x, 32, 0.5, torch.Generator().manual_seed(0), jitter=0.0))
+    assert 0 <= float(jit.min()) and float(jit.max()) <= 1
+    # same crops and flips: per image, the jittered pixels are an affine map of the plain ones
+    # (no clipping here), with a slope in [(1-j)^2, (1+j)^2]
+    a, b = plain.flatten(1), jit.flatten(1)
+    ac, bc = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    slope = (ac * bc).sum(1) / (ac * ac).sum(1)
+    assert bool(((bc - slope[:, None] * ac).abs().amax(1) < 0.03).all())
+    assert bool((slope > 0.6 ** 2 - 0.01).all()) and bool((slope < 1.4 ** 2 + 0.01).all())
+    assert float(slope.std()) > 0.1                      # each image gets its own factors
+
+
 def test_epoch_sampler_shards_and_resumes():
     s0 = list(D.EpochSampler(10, seed=0, epoch=3, rank=0, world=2))
     s1 = list(D.EpochSampler(10, seed=0, epoch=3, rank=1, world=2))

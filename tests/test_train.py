@@ -204,6 +204,7 @@ def test_k_larger_than_n_uses_free_targets(tiny_cfg):
     (dict(input="hsv"), "unknown input"),
     (dict(epochs=0), "at least 1 epoch"),
     (dict(views=0), "views=0"),
+    (dict(jitter=1.5), "jitter=1.5"),
     (dict(ema=1.0), "ema=1.0"),
     (dict(objective="triplet"), "unknown objective"),
     (dict(objective="square"), "set --d 10"),
