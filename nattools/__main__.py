@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     p_eval.add_argument("--val_fraction", type=float, default=None,
                         help="carve this validation split instead of the run's own")
     p_eval.add_argument("--out", default=None, help="write the figures to this JSON file")
+    p_eval.add_argument("--device", default="cpu", help="cpu | cuda")
     p_bench = sub.add_parser("bench", help="assignment overhead and trainer throughput, as ratios")
     p_bench.add_argument("--batches", type=int, nargs="+", default=[256, 1024])
     p_bench.add_argument("--repeats", type=int, default=21, help="ABBA pairs of NAT and fixed-target steps per batch size")
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
     elif args.cmd == "eval":
         from .evaluate import evaluate_checkpoint
         figures = evaluate_checkpoint(args.checkpoint, baseline=args.baseline, probe_epochs=args.probe_epochs,
-                                      val_fraction=args.val_fraction)
+                                      val_fraction=args.val_fraction, device=args.device)
         figures["command"] = "python -m nattools " + " ".join(shlex.quote(a) for a in argv)
         print(json.dumps(figures, indent=1))
         if args.out:

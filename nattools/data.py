@@ -267,6 +267,18 @@ class InMemory(Dataset):
         return self.images[i], self.labels[i], i
 
 
+def batches(ds, sampler, batch_size: int, workers: int = 0, device: str = "cpu"):
+    """Full batches (x (B,3,L,L) uint8 on `device`, labels (B,), idx (B,)) in the sampler's order.
+    An InMemory set is indexed as one tensor (wherever it lives, the GPU too): no per-sample
+    calls and no workers, which would cost a GPU step several times over."""
+    if isinstance(ds, InMemory):
+        order = torch.tensor(list(sampler), dtype=torch.long)
+        return ((ds.images[i.to(ds.images.device)].to(device, non_blocking=True), ds.labels[i], i)
+                for i in order.split(batch_size) if len(i) == batch_size)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=True,
+                                       num_workers=workers, pin_memory=str(device).startswith("cuda"))
+
+
 def training_set(base, image_size: int, workers: int = 0, cache_bytes: float = 2e9, progress: bool = True):
     """(uint8 image, label, index) for training; held in memory when it fits in cache_bytes."""
     ds = Indexed(base, stored_transform(image_size))
