@@ -6,25 +6,52 @@ there are more targets than samples, some free ones) are redistributed among
 them by the Hungarian algorithm so that sum_i <z_i, c_assigned(i)> is maximal.
 Each batch update can only lower the loss, costs O(b^3) instead of O(n^3), and
 keeps the table a permutation.
+
+Solvers (both exact): "scipy" (linear_sum_assignment, the reference) and "lap" (LAPJV from the
+optional package `lap`, 2-3x faster on 256 x 256 scores; square problems only, rectangular ones
+go to scipy). Each solve copies the (b, m) scores to the CPU once, and `solve(..., rows=True)`
+hands back the chosen targets' rows from the candidates it made (no second generation).
 """
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
 
-def batch_assignment(z: torch.Tensor, c: torch.Tensor) -> torch.LongTensor:
+SOLVERS = ("scipy", "lap")
+
+
+def lapjv(score: np.ndarray) -> np.ndarray:
+    """The optimum of a square score matrix (maximised) by LAPJV (package `lap`) -> columns (b,)."""
+    try:
+        import lap
+    except ImportError as e:
+        raise ImportError("solver 'lap' needs the package lap: pip install lap") from e
+    return np.asarray(lap.lapjv(score.max() - score, return_cost=False)[0])   # costs >= 0, minimised
+
+
+def batch_assignment(z: torch.Tensor, c: torch.Tensor, solver: str = "scipy") -> torch.LongTensor:
     """z: (b, d) embeddings, c: (m, d) candidate targets, m >= b -> perm (b,) LongTensor.
 
     perm holds b distinct indices into c and maximises sum_i <z_i, c[perm[i]]>
-    (for unit rows, the same as minimising sum_i ||z_i - c[perm[i]]||^2).
+    (for unit rows, the same as minimising sum_i ||z_i - c[perm[i]]||^2). The scores are
+    computed where z and c are (the GPU) and copied to the CPU once.
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
     if z.ndim != 2 or c.ndim != 2 or z.shape[1] != c.shape[1]:
         raise ValueError(f"batch_assignment needs z (b,d) and c (m,d), got {tuple(z.shape)} and {tuple(c.shape)}")
     if c.shape[0] < z.shape[0]:
         raise ValueError(f"need at least as many targets as samples, got {c.shape[0]} < {z.shape[0]}")
-    score = (z.detach().float() @ c.detach().float().T).cpu().double().numpy()  # (b, m)
+    return solve_scores((z.detach().float() @ c.detach().float().T).cpu(), solver)
+
+
+def solve_scores(score: torch.Tensor, solver: str = "scipy") -> torch.LongTensor:
+    """The exact optimum of a (b, m) score matrix, on the CPU -> perm (b,)."""
+    score = score.double().numpy()
     if not np.isfinite(score).all():
         raise FloatingPointError("batch_assignment got non-finite embeddings or targets")
+    if solver == "lap" and score.shape[0] == score.shape[1]:
+        return torch.from_numpy(lapjv(score)).long()   # LAPJV's own column reduction: no reductions here
     # Every sample gets exactly one target, so subtracting a constant from a row changes no
     # optimum; when b = m every target is used once, so neither does a constant per column.
     # The reduced costs un-tie the near-equal scores of look-alike embeddings (a network at
@@ -77,7 +104,10 @@ class Assignment:
     every rank (see `apply`).
     """
 
-    def __init__(self, n: int, k: int, seed: int = 0):
+    def __init__(self, n: int, k: int, seed: int = 0, solver: str = "scipy"):
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
+        self.solver = solver
         if k < n:
             raise ValueError(f"NAT needs at least one target per sample: k={k} < n={n}; set k >= n")
         self.n, self.k = n, k
@@ -99,11 +129,14 @@ class Assignment:
         pick = torch.randperm(len(free), generator=self.generator)[: b * world]
         return torch.cat([held, free[pick[rank * b:(rank + 1) * b]]])
 
-    def solve(self, idx: torch.Tensor, z: torch.Tensor, targets, rank: int = 0, world: int = 1) -> torch.Tensor:
+    def solve(self, idx: torch.Tensor, z: torch.Tensor, targets, rank: int = 0, world: int = 1, rows: bool = False):
         """The batch's best targets without changing the table: idx (b,) sample ids,
-        z (b, d) embeddings, targets a TargetStore or (k, d) tensor -> new targets (b,)."""
+        z (b, d) embeddings, targets a TargetStore or (k, d) tensor -> new targets (b,);
+        rows=True -> (new targets, their rows (b, d) on z's device, taken from the candidates)."""
         cand = self.candidates(idx.cpu(), rank, world)
-        return cand[batch_assignment(z, targets[cand].to(z.device))]
+        c = targets[cand].to(z.device)                                   # (m, d), made once
+        perm = batch_assignment(z, c, self.solver)
+        return (cand[perm], c[perm.to(c.device)]) if rows else cand[perm]
 
     def update(self, idx: torch.Tensor, z: torch.Tensor, targets) -> int:
         """Solve the batch and apply it (one process); returns how many samples changed target."""
