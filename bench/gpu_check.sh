@@ -7,7 +7,7 @@
 #   alexnet  AlexNet 224 px bf16, batch 256 and 512: NAT/fixed step time per exact solver (scipy, lap),
 #            time split (forward / nat_step / backward + SGD), peak GPU memory
 #   jpegs    makes an ImageNet-style folder of 10,240 JPEGs (500x375 and similar) in /dev/shm
-#   trainer  decode_batch alone, then `train --preset imagenet` end to end for 40 steps, 15 workers:
+#   trainer  decode_batch alone, then `train --preset imagenet` end to end for 38 steps, 15 workers:
 #            PIL in the workers vs decoded on the GPU: img/s, time split, peak memory
 #   solvers  one 256x256 / 512x512 solve: scipy, lap, torch-linear-assignment (Triton), optimum checked
 #   bench    python -m nattools bench --device cuda (small net, trainer vs bare loop, both on the GPU)
