@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/nattools
-SHARED_CIFAR := ../shared/data/cifar10-jpg-train25k.tar.gz
+SHARED_CIFAR := ../shared/data/cifar10-jpg-train50k.tar.gz
 
 # The book: strict build (warnings and cell errors fail it), execution cache in _build/.jupyter_cache.
 BOOK_BUILD := $(VENV)/bin/jupyter-book build -W -n --keep-going book/
@@ -12,7 +12,7 @@ VENDOR := book/_vendor
 NPM_PACKAGES := @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 mathjax@3.2.2
 NPM_DIR := $(CACHE)/npm
 # Notebook tests: every chapter runs top to bottom with small budgets; plotly ids sanitised.
-NBVAL := NATTOOLS_BUDGET=small $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book/*.ipynb
+NBVAL := NATTOOLS_BUDGET=small $(PY) -m pytest -q --nbval-lax --nbval-sanitize-with tests/book/nbval_sanitize.cfg book/*.ipynb
 
 .PHONY: setup data vendor fetch-vendor chromium book test nbval bench clean
 
@@ -24,10 +24,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-# CIFAR-10 JPEGs from ../shared (if present) into the cache; offline machines without it use digits.
+# All 50,000 CIFAR-10 training JPEGs from ../shared (if present) into the cache, once (the stamp names
+# the archive, so an older unpacked copy, such as the 25,000-image subset, is replaced); offline
+# machines without it use digits.
 data:
-	@if [ -f $(SHARED_CIFAR) ] && [ ! -d $(CACHE)/cifar10-jpg/train ]; then \
-		mkdir -p $(CACHE) && tar -xzf $(SHARED_CIFAR) -C $(CACHE) && echo "unpacked CIFAR-10 into $(CACHE)"; fi
+	@if [ -f $(SHARED_CIFAR) ] && [ "$$(cat $(CACHE)/cifar10-jpg/.source 2>/dev/null)" != "$(notdir $(SHARED_CIFAR))" ]; then \
+		rm -rf $(CACHE)/cifar10-jpg && mkdir -p $(CACHE) && tar -xzf $(SHARED_CIFAR) -C $(CACHE) && \
+		echo "$(notdir $(SHARED_CIFAR))" > $(CACHE)/cifar10-jpg/.source && echo "unpacked CIFAR-10 into $(CACHE)"; fi
 
 # Fetched again only when NPM_PACKAGES changes (the stamp records the list).
 vendor:
@@ -56,13 +59,15 @@ book: setup data vendor
 nbval: setup data
 	$(NBVAL)
 
-# The single test command (CI runs it): unit tests, every chapter under nbval,
-# then the strict book build (cached) and the headless-browser check of its pages.
+# The single test command (CI runs it): the core's unit tests (no book dependencies needed), the book
+# wing's unit tests, every chapter under nbval, then the strict book build (cached) and the
+# headless-browser check of its pages.
 test: setup data vendor chromium
-	$(PY) -m pytest -q tests --ignore=tests/test_book.py
+	$(PY) -m pytest -q tests/core
+	$(PY) -m pytest -q tests/study
 	$(NBVAL)
 	$(BOOK_BUILD)
-	NATTOOLS_BOOK_HTML=_build/html $(PY) -m pytest -q tests/test_book.py
+	NATTOOLS_BOOK_HTML=_build/html $(PY) -m pytest -q tests/book
 
 bench: setup data
 	$(PY) -m nattools bench

@@ -1,6 +1,7 @@
 """Command line: python -m nattools train | eval | bench  (each with --help).
 
-Every TrainConfig field is an option: python -m nattools train --dataset digits --epochs 3
+Every TrainConfig field is an option:  python -m nattools train --preset digits --epochs 3
+Errors are one line (exit status 2); --debug shows the traceback.
 """
 import argparse
 import dataclasses
@@ -8,84 +9,115 @@ import json
 import shlex
 import sys
 
-from .train import PRESETS, TrainConfig
-
-
-def _bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+from .config import PRESETS, TrainConfig, UsageError
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, with its meaning, choices or range, and default."""
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe, then apply overrides")
     for f in dataclasses.fields(TrainConfig):
-        kind = _bool if f.type in (bool, "bool") else type(f.default)
-        p.add_argument(f"--{f.name}", type=kind, default=None, metavar=type(f.default).__name__.upper(),
-                       help=f"default {f.default!r}")
+        meta = f.metadata
+        if f.type in (bool, "bool"):
+            p.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{meta['help']} (default: {'on' if f.default else 'off'})")
+            continue
+        rule = f"; {meta['rule']}" if meta["rule"] else ""
+        p.add_argument(f"--{f.name}", type=type(f.default), default=None, choices=meta["choices"],
+                       metavar=None if meta["choices"] else type(f.default).__name__.upper(),
+                       help=f"{meta['help']}{rule} (default: {f.default!r})")
 
 
 def config_from_args(args) -> TrainConfig:
+    if args.name == "":
+        raise UsageError("--name must not be empty (leave it out for the default, DATASET_nat)")
     base = dict(PRESETS[args.preset]) if args.preset else {}
     base.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name) is not None})
-    return TrainConfig(**base)
+    return TrainConfig(**base).validate()
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m nattools", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p_train = sub.add_parser("train", help="train NAT; writes OUT/checkpoints/NAME.pt and OUT/results/NAME.json")
-    add_config_options(p_train)
-    p_train.add_argument("--dry-run", action="store_true", help="print the plan (steps, memory, time) and exit")
-    p_eval = sub.add_parser("eval", help="kNN and linear probe of a checkpoint on the validation split")
-    p_eval.add_argument("checkpoint")
-    p_eval.add_argument("--baseline", nargs="?", const="random", choices=("random", "pixels"), default=None,
-                        help="instead of the checkpoint: 'random' (default) = its architecture at random init, "
-                             "BN statistics re-estimated; 'pixels' = the front end's pixels as features")
-    p_eval.add_argument("--probe_epochs", type=int, default=30)
-    p_eval.add_argument("--val_fraction", type=float, default=None,
-                        help="carve this validation split instead of the run's own")
-    p_eval.add_argument("--out", default=None, help="write the figures to this JSON file")
-    p_eval.add_argument("--device", default="cpu", help="cpu | cuda")
-    p_bench = sub.add_parser("bench", help="assignment overhead and trainer throughput, as ratios")
-    p_bench.add_argument("--batches", type=int, nargs="+", default=[256, 1024])
-    p_bench.add_argument("--repeats", type=int, default=21, help="ABBA pairs of NAT and fixed-target steps per batch size")
-    p_bench.add_argument("--trainer_steps", type=int, default=20, help="steps per epoch of the trainer run")
-    p_bench.add_argument("--trainer_epochs", type=int, default=4, help="epochs of the trainer run (the first: warm-up)")
-    p_bench.add_argument("--dataset", default=None, help="dataset for the trainer benchmark (default: the book's)")
-    p_bench.add_argument("--alexnet", action="store_true", help="also time the AlexNet 224 px NAT step")
-    args = parser.parse_args(argv)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nattools", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the whole traceback of an error")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train NAT; writes OUT/checkpoints/NAME.pt and OUT/results/NAME.json")
+    add_config_options(t)
+    t.add_argument("--dry-run", action="store_true", help="print the plan (steps, memory, time) and exit")
+    e = sub.add_parser("eval", help="kNN-20 and linear probe of a checkpoint on its held-out split, in %%")
+    e.add_argument("checkpoint")
+    e.add_argument("--baseline", nargs="?", const="random", choices=("random", "pixels"), default=None,
+                   help="instead of the checkpoint: 'random' (the default) = its network at random init, BN "
+                        "statistics re-estimated; 'pixels' = the front end's pixels as features")
+    e.add_argument("--probe_epochs", type=int, default=30, help="epochs of the linear probe (>= 0; 0 = kNN only)")
+    e.add_argument("--data_root", default=None, help="where the run's data is on this machine")
+    e.add_argument("--val_fraction", type=float, default=None,
+                   help="baselines only: carve this validation split instead of the run's")
+    e.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    e.add_argument("--out", default=None, help="also write the figures (fractions of 1) to this JSON file")
+    b = sub.add_parser("bench", help="assignment overhead and trainer throughput, as ratios")
+    b.add_argument("--batches", type=int, nargs="+", default=[256, 1024])
+    b.add_argument("--repeats", type=int, default=21, help="ABBA pairs of NAT and fixed-target steps per batch size")
+    b.add_argument("--trainer_steps", type=int, default=20, help="steps per epoch of the trainer run")
+    b.add_argument("--trainer_epochs", type=int, default=4, help="epochs of the trainer run (the first: warm-up)")
+    b.add_argument("--dataset", default=None, help="dataset for the trainer benchmark (default: the book's)")
+    b.add_argument("--alexnet", action="store_true", help="also time the AlexNet 224 px NAT step")
+    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="run every part on this device (auto: the GPU if there is one)")
+    return p
 
+
+def run(args, argv) -> int:
+    command = "python -m nattools " + " ".join(shlex.quote(a) for a in argv)
     if args.cmd == "train":
         cfg = config_from_args(args)
         if args.dry_run:
-            from .train import plan
+            from .plan import plan
             print(json.dumps(plan(cfg), indent=1))
             return 0
         from .train import train
-        command = "python -m nattools " + " ".join(shlex.quote(a) for a in argv)
         res = train(cfg, command=command)
-        print(json.dumps({k: res[k] for k in ("name", "epochs_done", "wall_time_s") if k in res}
-                         | ({"knn20_val": res["knn20_val"]} if "knn20_val" in res else {})))
+        summary = {k: res[k] for k in ("name", "epochs_done", "wall_time_s") if k in res}
+        if "knn20_val" in res:
+            summary["knn20_val_pct"] = round(100 * res["knn20_val"], 2)
+        print(json.dumps(summary))
     elif args.cmd == "eval":
+        if args.probe_epochs < 0:
+            raise UsageError(f"--probe_epochs {args.probe_epochs}: must be >= 0")
+        if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
+            raise UsageError(f"--val_fraction {args.val_fraction}: must be in [0, 1)")
         from .evaluate import evaluate_checkpoint
+        from .train import pick_device
         figures = evaluate_checkpoint(args.checkpoint, baseline=args.baseline, probe_epochs=args.probe_epochs,
-                                      val_fraction=args.val_fraction, device=args.device)
-        figures["command"] = "python -m nattools " + " ".join(shlex.quote(a) for a in argv)
-        print(json.dumps(figures, indent=1))
+                                      val_fraction=args.val_fraction, device=pick_device(args.device),
+                                      data_root=args.data_root)
+        figures["command"] = command
+        what = f"{args.baseline} baseline of " if args.baseline else ""
+        print(f"{what}{args.checkpoint} on the {figures['split']} split ({figures['n_val']} images):")
+        for key, value in figures.items():
+            if key.startswith(("knn", "linear")):
+                print(f"  {key}: {100 * value:.2f} %")
         if args.out:
             from pathlib import Path
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(figures, indent=1))
+            from .checkpoint import write_text_atomic
+            write_text_atomic(json.dumps(figures, indent=1), Path(args.out))
+            print(f"wrote {args.out}")
     elif args.cmd == "bench":
         from .bench import run_bench
         run_bench(args)
     return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    try:
+        return run(args, argv)
+    except (UsageError, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

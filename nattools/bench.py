@@ -1,9 +1,11 @@
 """Benchmarks that print ratios measured in one run (never timed unit tests).
 
-(a) The NAT step (forward, batch assignment, loss, backward, SGD) against the
-    same step with fixed targets: the price of learning the assignment.
-(b) The trainer's images/s end to end (data loading, augmentation, logging)
-    against a bare loop of the same steps on tensors already in memory.
+(a) The NAT step (forward, batch assignment, loss, backward, SGD) against the same step with
+    fixed targets: the price of learning the assignment.
+(b) The trainer's images/s end to end (data, augmentation, logging, checkpoints) against a bare
+    loop of the same steps on tensors already in memory.
+(c) --alexnet: the full-scale step (AlexNet, 224 px, d = 4096; bf16 and channels_last on a GPU).
+Every part runs on one device, --device (default: the GPU if there is one).
 """
 import statistics
 import tempfile
@@ -11,10 +13,31 @@ import time
 
 import torch
 
-from .bench_gpu import nat_step_timer
+from .assign import Assignment
+from .config import PRESETS, TrainConfig
+from .data import augment
 from .models import build_model
+from .step import nat_step
 from .targets import TargetStore
-from .train import TrainConfig, train
+from .train import train
+
+
+def default_device(device: str = "auto") -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device
+
+
+def solvers() -> tuple:
+    """The exact solvers this machine has: scipy, and lap where the package is installed."""
+    try:
+        import lap  # noqa: F401
+        return ("scipy", "lap")
+    except Exception:  # absent, or built for another numpy
+        return ("scipy",)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def median_ci(ratios: torch.Tensor, draws: int = 2000) -> tuple:
@@ -24,7 +47,58 @@ def median_ci(ratios: torch.Tensor, draws: int = 2000) -> tuple:
     return float(ratios.median()), (float(boot.quantile(0.025)), float(boot.quantile(0.975)))
 
 
-def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.Tensor = None) -> dict:
+def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: torch.Tensor = None):
+    """-> step(reassign: bool, split=False) -> seconds for one forward/assign/loss/backward/SGD step
+    of cfg's model (the trainer's own `nat_step`); n targets (default 8 batches). Each step's batch
+    is drawn from `images` ((N, 3, L, L) uint8, augmented as in training, outside the timed part)
+    or, without them, is one fixed random (batch, 3, S, S) tensor. step.solve_s lists the seconds
+    each reassigning step spent solving and applying the assignment (on a GPU it also waits for the
+    forward pass, since the solver reads the scores on the CPU). split=True synchronises after the
+    forward pass and after `nat_step` too, and appends (forward, nat_step, backward + SGD) seconds
+    to step.split[reassign]. step.assignment.solver picks the solver."""
+    device = default_device(device)
+    cuda = device.startswith("cuda")
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device, memory_format=torch.channels_last).train()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    n = n or 8 * batch
+    targets, assignment = TargetStore(n, cfg.d, cfg.seed).to(device), Assignment(n, n, cfg.seed)
+    step_split = {True: [], False: []}
+    x = torch.rand(batch, 3, cfg.image_size, cfg.image_size, device=device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bf16 = cfg.bf16 and cuda  # bf16 autocast on GPUs only; the CPU path stays the fp32 reference
+
+    def step(reassign: bool, split: bool = False) -> float:
+        nonlocal x
+        idx = torch.randperm(n, generator=gen)[:batch]
+        if images is not None:
+            x = augment(images[idx % len(images)].to(device), cfg.image_size, cfg.crop_min, gen)
+        x = x.contiguous(memory_format=torch.channels_last)
+        sync(device)
+        t = [time.perf_counter()]
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            z = model(x).float()
+        if split:
+            sync(device), t.append(time.perf_counter())
+        out = nat_step(z, idx, assignment, targets, reassign)
+        if split:
+            sync(device), t.append(time.perf_counter())
+        if reassign:
+            step.solve_s.append(out.solve_s)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        sync(device)
+        t.append(time.perf_counter())
+        if split:
+            step.split[reassign].append([b - a for a, b in zip(t, t[1:])])
+        return t[-1] - t[0]
+
+    step.solve_s, step.split, step.assignment = [], step_split, assignment
+    return step
+
+def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.Tensor = None,
+                 device: str = "cpu") -> dict:
     """A NAT step against a fixed-target step, measured two ways.
 
     direct: NAT and fixed steps alternate in ABBA order (linear drifts of the machine cancel),
@@ -33,7 +107,7 @@ def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.
     parts: the two steps run the same code except the assignment's solve-and-apply, which is
     timed inside every NAT step; -> (fixed + solve) / fixed from their medians, a far less
     noisy estimate of the same ratio. `images`: real training images (see nat_step_timer)."""
-    step = nat_step_timer(cfg, batch, device="cpu", n=4 * batch, images=images)
+    step = nat_step_timer(cfg, batch, device=device, n=4 * batch, images=images)
     step(True), step(False)  # warm-up
     step.solve_s.clear()
     nat, fixed = [], []
@@ -48,21 +122,26 @@ def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.
             "direct": direct, "direct_ci": direct_ci, "parts": (fixed_s + solve_s) / fixed_s}
 
 
-def bare_step(cfg: TrainConfig, n_batches: int = 4):
-    """-> step() -> seconds of one forward/backward/SGD step of cfg's model on tensors already
-    in memory, with fixed targets: the bare loop that the trainer is held against."""
+def bare_step(cfg: TrainConfig, n_batches: int = 4, device: str = "cpu"):
+    """-> step() -> seconds of one fixed-target step (forward, `nat_step` without reassignment,
+    backward, SGD) of cfg's model on tensors already in memory: the bare loop that the trainer is
+    held against."""
     torch.manual_seed(0)
-    model = build_model(cfg).train()
+    model = build_model(cfg).to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    xs = [torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) for _ in range(n_batches)]
-    c = TargetStore(cfg.batch_size, cfg.d)[torch.arange(cfg.batch_size)]
+    xs = [torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device)
+          .contiguous(memory_format=torch.channels_last) for _ in range(n_batches)]
+    idx = torch.arange(cfg.batch_size)
+    targets, assignment = TargetStore(cfg.batch_size, cfg.d).to(device), Assignment(cfg.batch_size, cfg.batch_size)
 
     def step() -> float:
+        sync(device)
         t = time.perf_counter()
-        loss = (model.embed(xs[step.count % n_batches]) - c).pow(2).sum(1).mean()
+        loss = nat_step(model.embed(xs[step.count % n_batches]), idx, assignment, targets, reassign=False).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync(device)
         step.count += 1
         return time.perf_counter() - t
 
@@ -70,14 +149,14 @@ def bare_step(cfg: TrainConfig, n_batches: int = 4):
     return step
 
 
-def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4) -> dict:
+def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4, device: str = "cpu") -> dict:
     """The real trainer (loader, augmentation, assignment, logging, checkpoints) on `steps`
     batches per epoch, with one bare step run after each of its steps (from `on_step`): the
     two alternate step by step, so drifts of the machine hit both alike. The first epoch is a
     warm-up; a trainer step's time runs from the end of the previous bare step, so epoch ends
     (checkpoint, log) count too. -> seconds per step of each, and trainer img/s / bare img/s
     (from their sums; per-step ratios: median and bootstrap 95% interval)."""
-    bare = bare_step(cfg)
+    bare = bare_step(cfg, device=device)
     bare(), bare()  # warm-up
     trainer_s, bare_s, last = [], [], [0.0]
 
@@ -89,39 +168,101 @@ def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         run = TrainConfig(**{**cfg.__dict__, "limit": steps * cfg.batch_size, "epochs": epochs, "out": out,
-                             "name": "bench", "resume": False, "eval_knn": False})
+                             "name": "bench", "resume": False, "eval_knn": False,
+                             "device": device})
         train(run, on_step=on_step, command="bench")
     median, ci = median_ci(torch.tensor(bare_s) / torch.tensor(trainer_s))
     return {"trainer_s": trainer_s, "bare_s": bare_s, "ratio": sum(bare_s) / sum(trainer_s),
             "median": median, "ci": ci}
 
 
+def bench_alexnet(batch: int = None, repeats: int = None, device: str = None, cfg=None, variants=None) -> dict:
+    """AlexNet 224 px NAT step with each exact solver vs the same step with fixed targets
+    (interleaved, medians), then a few synchronised steps for the time split (forward / nat_step /
+    backward + SGD). Defaults: batch 256 and 10 repeats on a GPU; batch 8 and 3 repeats on a CPU."""
+    device = default_device(device)
+    cpu = device == "cpu"
+    batch = batch or (8 if cpu else 256)
+    repeats = repeats or (3 if cpu else 10)
+    cfg = cfg or TrainConfig(**PRESETS["imagenet"])
+    variants = variants or solvers()
+    step = nat_step_timer(cfg, batch, device)
+    if not cpu:
+        torch.cuda.reset_peak_memory_stats()
+    times = {v: [] for v in ("fixed",) + tuple(variants)}
+
+    def run(v: str, split: bool = False) -> float:
+        step.assignment.solver = v if v != "fixed" else step.assignment.solver
+        return step(v != "fixed", split)
+
+    for r in range(repeats + 1):  # round 0: warm-up (cuDNN autotuning, allocator)
+        for v in times:
+            t = run(v)
+            if r:
+                times[v].append(t)
+    for v in times:  # the time split, from synchronised steps
+        for _ in range(3):
+            run(v, split=True)
+    name = torch.cuda.get_device_name() if not cpu else f"cpu ({torch.get_num_threads()} threads)"
+    fixed = statistics.median(times["fixed"])
+    figures = {"device": name, "model": cfg.model, "image_size": cfg.image_size, "d": cfg.d, "batch": batch,
+               "repeats": repeats, "bf16": bool(cfg.bf16 and not cpu), "fixed_step_s": fixed,
+               "fixed_images_per_s": batch / fixed, "nat_step_flow": step_flow()}
+    if not cpu:
+        figures["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+    print(f"AlexNet {cfg.image_size}px on {name}, batch {batch}, {'bf16' if figures['bf16'] else 'fp32'}, "
+          f"median of {repeats}: fixed targets {fixed * 1e3:.1f} ms/step ({batch / fixed:.0f} img/s)")
+    splits = step.split[False], step.split[True]
+    for v in variants:
+        nat = statistics.median(times[v])
+        figures.update({f"nat_{v}_step_s": nat, f"nat_{v}_images_per_s": batch / nat,
+                        f"nat_{v}_over_fixed_time": nat / fixed})
+        print(f"  NAT, solver {v:5s}: {nat * 1e3:.1f} ms/step ({batch / nat:.0f} img/s), "
+              f"NAT/fixed time {nat / fixed:.3f}")
+    for v, rows in zip(["fixed"] + list(variants), [splits[0]] + [splits[1][3 * i:3 * i + 3] for i in
+                                                                 range(len(variants))]):
+        f, a, b = (1e3 * statistics.median(r[i] for r in rows) for i in range(3))
+        figures[f"split_{v}_ms"] = (f, a, b)
+        print(f"  time split, {v:5s} (synchronised steps): forward {f:.1f} ms, nat_step {a:.2f} ms "
+              f"(targets, {'assignment, ' if v != 'fixed' else ''}loss), backward + SGD {b:.1f} ms")
+    if not cpu:
+        print(f"  peak GPU memory {figures['peak_gpu_memory_gib']:.2f} GiB; nat_step: {figures['nat_step_flow']}")
+    return figures
+
+
+def step_flow() -> str:
+    """Which NAT step this checkout has: candidates' rows reused (one score copy) or made twice."""
+    import inspect
+    from . import step
+    return "rows reused" if "rows=True" in inspect.getsource(step) else "rows made twice (step.py unpatched)"
+
+
 def run_bench(args) -> dict:
     from .data import default_dataset, load, subset, training_set
+    device = default_device(getattr(args, "device", "auto"))
     dataset = args.dataset or default_dataset()
     cfg = TrainConfig(dataset=dataset)
     images = training_set(subset(load(dataset, "train", val_fraction=cfg.val_fraction), 4096),
                           cfg.image_size, progress=False).images  # real batches: the solver's speed depends on z
-    figures = {}
-    print(f"(a) NAT step vs fixed-target step, model {cfg.model} (width {cfg.width}), "
+    figures = {"device": device}
+    print(f"(a) NAT step vs fixed-target step on {device}, model {cfg.model} (width {cfg.width}), "
           f"{cfg.image_size} px, d={cfg.d}, {torch.get_num_threads()} threads, {dataset} images, "
           f"{args.repeats} ABBA pairs")
     for b in args.batches:
-        r = nat_vs_fixed(cfg, b, args.repeats, images)
+        r = nat_vs_fixed(cfg, b, args.repeats, images, device)
         figures[f"nat_over_fixed_b{b}"] = r["parts"]
         figures[f"nat_over_fixed_direct_b{b}"] = r["direct"]
         lo, hi = r["direct_ci"]
         print(f"  batch {b:5d}: NAT {r['nat_s'] * 1e3:7.1f} ms  fixed {r['fixed_s'] * 1e3:7.1f} ms  "
               f"solve {r['solve_s'] * 1e3:6.1f} ms  |  ratio (fixed + solve) / fixed {r['parts']:.4f}  "
               f"direct {r['direct']:.4f} [95% {lo:.3f}, {hi:.3f}]")
-    r = trainer_vs_bare(cfg, args.trainer_steps, args.trainer_epochs)
+    r = trainer_vs_bare(cfg, args.trainer_steps, args.trainer_epochs, device)
     figures["trainer_over_bare"] = r["ratio"]
     lo, hi = r["ci"]
-    print(f"(b) trainer vs bare loop on {dataset}, batch {cfg.batch_size}, {len(r['bare_s'])} alternating steps: "
-          f"trainer {cfg.batch_size * len(r['trainer_s']) / sum(r['trainer_s']):.0f} img/s, "
+    print(f"(b) trainer vs bare loop on {dataset}, {device}, batch {cfg.batch_size}, {len(r['bare_s'])} "
+          f"alternating steps: trainer {cfg.batch_size * len(r['trainer_s']) / sum(r['trainer_s']):.0f} img/s, "
           f"bare {cfg.batch_size * len(r['bare_s']) / sum(r['bare_s']):.0f} img/s, ratio {r['ratio']:.3f} "
           f"(per step: median {r['median']:.3f} [95% {lo:.3f}, {hi:.3f}])")
     if getattr(args, "alexnet", False):
-        from .bench_gpu import bench_alexnet
-        figures.update({f"alexnet_{k}": v for k, v in bench_alexnet().items()})
+        figures.update({f"alexnet_{k}": v for k, v in bench_alexnet(device=device).items()})
     return figures

@@ -17,13 +17,15 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
+from .config import UsageError
+
 PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"  # the project's checkpoints/ and results/
 DATASETS = ("cifar10", "digits", "imagefolder", "stl10")
 SPLITS = ("train", "val")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 SHARED_HINT = ("get it with: mkdir -p ~/.cache/nattools && tar -xzf "
-               "../shared/data/cifar10-jpg-train25k.tar.gz -C ~/.cache/nattools "
+               "../shared/data/cifar10-jpg-train50k.tar.gz -C ~/.cache/nattools "
                "(or set NATTOOLS_DATA to the folder that holds cifar10-jpg/), "
                "or pass --download on a machine with internet access")
 
@@ -33,24 +35,50 @@ def data_root() -> Path:
     return Path(os.environ.get("NATTOOLS_DATA") or Path.home() / ".cache" / "nattools").expanduser()
 
 
+class BadImage(UsageError, ValueError):
+    """An image file that cannot be decoded."""
+
+
 def load_image(path: str) -> Image.Image:
     """Open an image as RGB, naming the file if it cannot be decoded."""
     try:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise ValueError(f"cannot decode image file {path}: {e}. Delete or replace it.") from e
+        raise BadImage(f"cannot decode image file {path}: {e}. Delete or replace it.") from e
 
 
-def image_folder(folder) -> datasets.ImageFolder:
-    """An ImageFolder tree (<class>/<image>), with errors that say what is wrong."""
+def _images_in(folder: Path) -> list:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class FlatFolder(Dataset):
+    """A folder of unlabelled images (your own photos): NAT needs no labels. Label -1, no classes."""
+
+    def __init__(self, folder: Path):
+        self.samples = [(str(p), -1) for p in _images_in(folder)]
+        self.targets, self.classes = [-1] * len(self.samples), []
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return load_image(self.samples[i][0]), -1
+
+
+def image_folder(folder):
+    """An ImageFolder tree (<class>/<image>), or a flat folder of unlabelled images, with errors
+    that say what is wrong."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise FileNotFoundError(f"data folder {folder} does not exist; point --data_root at a folder "
-                                f"of class sub-folders (ImageNet layout: train/<class>/*.JPEG)")
+        raise FileNotFoundError(f"data folder {folder} does not exist; point --data_root at a folder of images, "
+                                f"or of class sub-folders (ImageNet layout: train/<class>/*.JPEG)")
     classes = sorted(p for p in folder.iterdir() if p.is_dir())
     if not classes:
-        raise FileNotFoundError(f"data folder {folder} has no class sub-folders; expected <class>/<image> files")
+        if _images_in(folder):
+            return FlatFolder(folder)
+        raise FileNotFoundError(f"data folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) "
+                                f"and no <class>/<image> sub-folders")
     for c in classes:
         if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in c.iterdir()):
             raise FileNotFoundError(f"class folder {c} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
@@ -225,7 +253,33 @@ def subset(ds, limit: int, seed: int = 0):
     """`limit` samples drawn with a fixed seed (kept in index order), not the first ones:
     image folders are sorted by class, so a prefix would hold a single class."""
     keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:limit]
-    return torch.utils.data.Subset(ds, keep.sort().values.tolist())
+    sub = Subset(ds, keep.sort().values.tolist())
+    sub.classes = getattr(ds, "classes", [])
+    if hasattr(ds, "targets"):
+        sub.targets = [ds.targets[i] for i in sub.indices]
+    return sub
+
+
+def sample(name: str, n: int, split: str = "train", seed: int = 0, size: int = 32, root=None,
+           val_fraction: float = 0.1, limit: int = 0):
+    """n images of a split drawn with a fixed seed (from the `limit` images a run trained on, when
+    it used --limit), through the deterministic eval transform -> x (n,3,size,size) in [0,1],
+    labels (n,), idx (n,) (positions in the set the trainer indexes: rows of its assignment
+    table, for the training split), class names."""
+    base = load(name, split, root, val_fraction)
+    if limit:
+        base = subset(base, limit)
+    idx = torch.randperm(len(base), generator=torch.Generator().manual_seed(seed))[: min(n, len(base))]
+    tf = eval_transform(size)
+    xs, ys = zip(*[(tf(base[i][0]), base[i][1]) for i in idx.tolist()])
+    return torch.stack(xs), torch.tensor(ys), idx, list(base.classes)
+
+
+def check_decodes(ds, workers: int = 0) -> None:
+    """Decode every image of a (PIL image, label) dataset now; raises naming the first bad file."""
+    loader = torch.utils.data.DataLoader(ds, batch_size=256, num_workers=workers, collate_fn=len)
+    for _ in loader:
+        pass
 
 
 def seed_of(*parts) -> int:
@@ -267,10 +321,112 @@ class InMemory(Dataset):
         return self.images[i], self.labels[i], i
 
 
+class EncodedFiles(Dataset):
+    """An image folder's files as (their bytes, a 1-D uint8 tensor, label, index): the loader's
+    workers only read files, and `decode_batch` decodes them on the training device (nvJPEG on a
+    GPU) at load_size(size), as stored_transform does."""
+
+    def __init__(self, base, size: int):
+        def files(ds):
+            if isinstance(ds, Subset):
+                inner = files(ds.dataset)
+                return [inner[i] for i in ds.indices]
+            if not hasattr(ds, "samples"):
+                raise UsageError(f"decoding on the device needs an image folder of JPEGs; {type(ds).__name__} "
+                                 f"has no files: use --decode workers")
+            return [(str(p), y) for p, y in ds.samples]
+        self.files, self.size = files(base), size
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(np.fromfile(self.files[i][0], dtype=np.uint8)), self.files[i][1], i
+
+
+def collate_encoded(batch) -> tuple:
+    """-> ((every file's bytes in one tensor, their lengths), labels, idx): one tensor per batch
+    crosses from a worker (a tensor per file would take a file descriptor each)."""
+    datas, labels, idx = zip(*batch)
+    return (torch.cat(datas), torch.tensor([len(d) for d in datas])), torch.tensor(labels), torch.tensor(idx)
+
+
+def _decode_one(data: torch.Tensor, device) -> torch.Tensor:
+    """A file the batched decoder refused: alone on `device`, else PIL (a PNG named .jpg, CMYK)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        import io
+        try:
+            return transforms.PILToTensor()(Image.open(io.BytesIO(data.numpy().tobytes())).convert("RGB")).to(device)
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise BadImage(f"cannot decode an image file of {len(data)} bytes: {e}") from e
+
+
+def decode_batch(datas: list, size: int, device="cpu") -> torch.Tensor:
+    """JPEG files' bytes -> (B, 3, L, L) uint8 on `device`, L = load_size(size), as stored_transform
+    makes them from PIL images (short side to L, bilinear and antialiased; centre crop): decoded in
+    one batched call (nvJPEG on a GPU, in hardware on A100/H100), resized in one call per size."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    L = load_size(size)
+    try:
+        imgs = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        imgs = [_decode_one(d, device) for d in datas]
+    out, by_shape = torch.empty(len(imgs), 3, L, L, dtype=torch.uint8, device=device), {}
+    for i, im in enumerate(imgs):
+        by_shape.setdefault(tuple(im.shape[1:]), []).append(i)
+    for (h, w), ids in by_shape.items():
+        hw = (L, int(L * w / h)) if h <= w else (int(L * h / w), L)                 # Resize(L)
+        x = torch.nn.functional.interpolate(torch.stack([imgs[i] for i in ids]).float(), hw, mode="bilinear",
+                                            antialias=True, align_corners=False)
+        top, left = int(round((hw[0] - L) / 2.0)), int(round((hw[1] - L) / 2.0))   # CenterCrop(L)
+        out[torch.tensor(ids, device=device)] = x[:, :, top:top + L, left:left + L].round_().clamp_(0, 255).byte()
+    return out
+
+
+def decoded_batches(loader, size: int, device="cpu", ahead: int = 2):
+    """(x (B,3,L,L) uint8 on device, labels, idx) from a loader of EncodedFiles batches, decoded
+    `ahead` batches in advance by a thread, on its own CUDA stream on a GPU: decoding overlaps the
+    training step, whose stream waits for each batch's event only."""
+    import collections
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+    stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
+
+    def work(batch):
+        (flat, sizes), labels, idx = batch
+        with torch.cuda.stream(stream) if stream else contextlib.nullcontext():
+            x = decode_batch(list(flat.split(sizes.tolist())), size, device)
+            return x, labels, idx, stream.record_event() if stream else None
+
+    def ready(future):
+        x, labels, idx, done = future.result()
+        if stream:
+            torch.cuda.current_stream(device).wait_event(done)
+            x.record_stream(torch.cuda.current_stream(device))  # x's memory is in use on the step's stream
+        return x, labels, idx
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = collections.deque()
+        for batch in loader:
+            pending.append(pool.submit(work, batch))
+            if len(pending) > ahead:
+                yield ready(pending.popleft())
+        while pending:
+            yield ready(pending.popleft())
+
+
 def batches(ds, sampler, batch_size: int, workers: int = 0, device: str = "cpu"):
     """Full batches (x (B,3,L,L) uint8 on `device`, labels (B,), idx (B,)) in the sampler's order.
     An InMemory set is indexed as one tensor (wherever it lives, the GPU too): no per-sample
-    calls and no workers, which would cost a GPU step several times over."""
+    calls and no workers, which would cost a GPU step several times over. EncodedFiles: the
+    workers read the files, and `decode_batch` decodes them on `device`."""
+    if isinstance(ds, EncodedFiles):
+        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=True,
+                                             num_workers=workers, collate_fn=collate_encoded)
+        return decoded_batches(loader, ds.size, device)
     if isinstance(ds, InMemory):
         order = torch.tensor(list(sampler), dtype=torch.long)
         return ((ds.images[i.to(ds.images.device)].to(device, non_blocking=True), ds.labels[i], i)

@@ -1,10 +1,56 @@
-"""Judging features without training the network: frozen features, kNN, a
-linear probe, and the uniformity of the embeddings on the sphere."""
+"""Judging features without training the network: frozen features, kNN, a linear probe, the
+uniformity of the embeddings on the sphere, and the baselines they are held against (the same
+network at random initialisation, and the front end's pixels)."""
+import copy
+import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from . import data as D
+from .checkpoint import load_checkpoint
+from .config import UsageError
+from .models import FrontEnd, build_model
+
+
+@torch.no_grad()
+def embed(model, x: torch.Tensor, batch: int = 256, batch_stats: bool = False) -> torch.Tensor:
+    """(N,3,H,W) images -> (N,d) unit rows, in batches, in eval mode (the model's mode is restored).
+    batch_stats=True: BatchNorm normalises with each batch's own statistics, as in training
+    (on a copy, so the model's running statistics are left alone)."""
+    if batch_stats:
+        model = copy.deepcopy(model).eval()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train()
+        return torch.cat([model.embed(c) for c in x.split(batch)])
+    was_training = model.training
+    model.eval()
+    z = torch.cat([model.embed(c) for c in x.split(batch)])
+    model.train(was_training)
+    return z
+
+
+def initial_model(cfg):
+    """The weights a run of cfg started from: the trainer seeds torch with cfg.seed, then builds
+    the model, and so does this, without touching the global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg)
+
+
+def random_init(cfg, data, batches: int = 20, device: str = "cpu"):
+    """The random-init twin of a run: its network at initialisation, with BatchNorm statistics
+    re-estimated on `data` (a dataset of (x, label, index), or a (N,3,H,W) tensor of images);
+    otherwise they are initialisation's meaningless 0 and 1. The baseline that tells what
+    training added."""
+    if torch.is_tensor(data):
+        data = torch.utils.data.TensorDataset(data, torch.zeros(len(data)), torch.arange(len(data)))
+    return reestimate_bn(initial_model(cfg), data, batches=batches, batch_size=min(256, len(data)),
+                         device=device, seed=cfg.seed)
 
 
 @torch.no_grad()
@@ -126,7 +172,6 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
 
 def eval_splits(cfg):
     """(train, val) datasets of a run's data with the deterministic eval transform."""
-    from . import data as D
     tf = D.eval_transform(cfg.image_size)
     root = cfg.data_root or None
     return tuple(D.Indexed(D.load(cfg.dataset, split, root, cfg.val_fraction), tf) for split in ("train", "val"))
@@ -138,7 +183,10 @@ def evaluate_model(model, cfg, knn_k: int = 20, probe_epochs: int = 30, pool: in
     vote) on model.embed, and a linear probe on model.features pooled to 2x2."""
     train, val = eval_splits(cfg)
     if len(val) == 0:
-        raise ValueError("no validation split: train with --val_fraction > 0 or use a dataset with one")
+        raise UsageError("no validation split: train with --val_fraction > 0 or use a dataset with one")
+    if not train.base.classes:
+        raise UsageError("evaluation needs labelled images (<class>/<image> folders): kNN and the linear probe "
+                         "score classes, and this data set is a flat folder of unlabelled images")
     out = {"n_train": len(train), "n_val": len(val)}
     kw = dict(device=device, workers=cfg.workers, progress=progress)
     xtr, ftr, ytr = extract(model, train, pool=pool, **kw)
@@ -156,7 +204,6 @@ class Pixels(nn.Module):
 
     def __init__(self, input: str = "sobel"):
         super().__init__()
-        from .models import FrontEnd
         self.front, self.head = FrontEnd(input), nn.Flatten()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,26 +214,33 @@ BASELINES = ("random", "pixels")
 
 
 def evaluate_checkpoint(path, baseline=None, probe_epochs: int = 30, device: str = "cpu",
-                        val_fraction: float = None) -> dict:
-    """Figures of a checkpoint on its run's validation split, or of a baseline on the
-    same split: "random" = its architecture at random init with BatchNorm statistics
-    re-estimated on training images; "pixels" = the front end's pixels themselves
-    (the linear probe then sees every pixel, not a 2x2 pooling). val_fraction
-    overrides the run's split (e.g. to probe a run that trained on everything)."""
-    import dataclasses
-    from .models import build_model
-    from .train import load_checkpoint
+                        val_fraction: float = None, data_root: str = None) -> dict:
+    """Figures of a checkpoint on its run's held-out split, or of a baseline on the same split:
+    "random" = its network at random init with BatchNorm statistics re-estimated on training
+    images; "pixels" = the front end's pixels themselves (the linear probe then sees every pixel,
+    not a 2x2 pooling). data_root: where the data is here; val_fraction: another split, for the
+    baselines (a run is never scored on images it trained on)."""
     baseline = "random" if baseline is True else (baseline or None)
     if baseline not in (None,) + BASELINES:
-        raise ValueError(f"unknown baseline {baseline!r}; choose one of {BASELINES}")
+        raise UsageError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     model, cfg = load_checkpoint(path, device)
-    if val_fraction is not None:
+    cfg = dataclasses.replace(cfg, data_root=data_root if data_root is not None else cfg.data_root)
+    official = cfg.dataset == "cifar10" and D.has_official_test(cfg.data_root or None)
+    if val_fraction is not None and val_fraction != cfg.val_fraction:
+        if baseline is None and not official:
+            raise UsageError(f"{path} trained with val_fraction {cfg.val_fraction}: another split would score "
+                             f"it on images it trained on; --val_fraction is for the baselines")
         cfg = dataclasses.replace(cfg, val_fraction=val_fraction)
+    if cfg.val_fraction == 0 and not official:
+        raise UsageError(f"{path} trained on every image of {cfg.dataset} (val_fraction 0): there is no held-out "
+                         f"split here to score it on. With torchvision's CIFAR-10 (--data_root FOLDER with "
+                         f"cifar-10-batches-py) it is scored on the official test images")
     pool = 2
     if baseline == "random":
-        torch.manual_seed(cfg.seed)
-        model = reestimate_bn(build_model(cfg), eval_splits(cfg)[0], device=device, seed=cfg.seed)
+        model = random_init(cfg, eval_splits(cfg)[0], device=device)
     elif baseline == "pixels":
         model, pool = Pixels(cfg.input), cfg.image_size
     figures = evaluate_model(model, cfg, probe_epochs=probe_epochs, pool=pool, device=device, progress=True)
-    return {"checkpoint": str(path), "baseline": baseline or False, "val_fraction": cfg.val_fraction, **figures}
+    return {"checkpoint": str(path), "baseline": baseline or False, "val_fraction": cfg.val_fraction,
+            "split": "official test" if official else f"validation ({cfg.val_fraction:g} of train, seed 0)",
+            **figures}

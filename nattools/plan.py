@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from . import data as D
-from .bench_gpu import default_device, nat_step_timer
+from .bench import default_device, nat_step_timer
 from .models import build_model
 
 # Training-set sizes of the datasets the presets are for (used when the data is not here).
@@ -26,9 +26,10 @@ KNOWN_SIZES = {
 
 
 def count_images(folder: Path) -> int:
-    """Images in an ImageFolder tree (<class>/<image>), counted without opening them."""
-    return sum(1 for c in os.scandir(folder) if c.is_dir()
-               for f in os.scandir(c.path) if Path(f.name).suffix.lower() in D.IMAGE_SUFFIXES)
+    """Images in an ImageFolder tree (<class>/<image>) or a flat folder, counted without opening them."""
+    entries = list(os.scandir(folder))
+    files = [f for c in entries if c.is_dir() for f in os.scandir(c.path)] or entries
+    return sum(1 for f in files if Path(f.name).suffix.lower() in D.IMAGE_SUFFIXES)
 
 
 def dataset_size(cfg) -> tuple:

@@ -12,7 +12,7 @@ def tiny_cfg(tmp_path):
     import nattools
     def make(**kw):
         base = dict(dataset="digits", limit=256, batch_size=32, epochs=2, width=8, d=16, workers=0,
-                    out=str(tmp_path / "out"), name="tiny", eval_knn=False)
+                    out=str(tmp_path / "out"), name="tiny", eval_knn=False, reassign_every=1)
         base.update(kw)
         return nattools.TrainConfig(**base)
     return make

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import nattools
+from nattools.config import UsageError
 T = importlib.import_module("nattools.train")  # the module (nattools.train is the function)
 
 
@@ -75,7 +76,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tiny_cfg, tmp_path, ckp
 
 
 def test_kill_during_save_keeps_the_previous_checkpoint(tiny_cfg, monkeypatch):
-    cfg = tiny_cfg(epochs=1)
+    cfg = tiny_cfg(max_steps=8)  # stops after epoch 1 of 2
     T.train(cfg)
     before = cfg.checkpoint_path.read_bytes()
     real_save = torch.save
@@ -85,40 +86,40 @@ def test_kill_during_save_keeps_the_previous_checkpoint(tiny_cfg, monkeypatch):
         raise Killed
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(Killed):
-        T.train(dataclasses.replace(cfg, epochs=2))
+        T.train(dataclasses.replace(cfg, max_steps=0))
     monkeypatch.setattr(torch, "save", real_save)
     assert cfg.checkpoint_path.read_bytes() == before
     nattools.load_checkpoint(cfg.checkpoint_path)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg, monkeypatch):
-    cfg = tiny_cfg(epochs=1)
+    cfg = tiny_cfg(max_steps=8, reassign_every=0)
     T.train(cfg)
     before = cfg.checkpoint_path.read_bytes()
     real = nattools.targets.TargetStore.__getitem__
     # a poisoned target store: the loss becomes NaN at the first step
     monkeypatch.setattr(nattools.targets.TargetStore, "__getitem__", lambda self, ids: real(self, ids) * float("nan"))
     with pytest.raises(FloatingPointError, match="last good checkpoint"):
-        T.train(dataclasses.replace(cfg, epochs=2, reassign_every=0))
+        T.train(dataclasses.replace(cfg, max_steps=0))
     assert cfg.checkpoint_path.read_bytes() == before
 
 
 def test_resume_refuses_a_checkpoint_from_another_config(tiny_cfg):
     cfg = tiny_cfg(epochs=1)
     T.train(cfg)
-    with pytest.raises(ValueError, match="another config.*d: 16 in checkpoint, 32 now"):
+    with pytest.raises(UsageError, match="other settings.*d: 16 in the checkpoint, 32 now"):
         T.train(dataclasses.replace(cfg, d=32))
 
 
 def test_checkpoint_from_before_a_config_field_existed_resumes_with_its_default(tiny_cfg):
-    cfg = tiny_cfg(epochs=1)
+    cfg = tiny_cfg(max_steps=8)
     T.train(cfg)
     state = torch.load(cfg.checkpoint_path, weights_only=True)
     del state["config"]["hidden"]  # as written before `hidden` was added
     torch.save(state, cfg.checkpoint_path)
     model, loaded = nattools.load_checkpoint(cfg.checkpoint_path)
     assert loaded.hidden == cfg.hidden
-    assert T.train(dataclasses.replace(cfg, epochs=2))["epochs_done"] == 2
+    assert T.train(dataclasses.replace(cfg, max_steps=0))["epochs_done"] == 2
 
 
 def test_views_are_different_crops_of_the_batch_fitted_to_one_target(tiny_cfg, monkeypatch):
@@ -134,9 +135,10 @@ def test_views_are_different_crops_of_the_batch_fitted_to_one_target(tiny_cfg, m
     solve = T.Assignment.solve
 
     def recording_solve(self, idx, z, *a, **kw):
-        new = solve(self, idx, z, *a, **kw)
+        out = solve(self, idx, z, *a, **kw)
+        new = out[0] if isinstance(out, tuple) else out   # solve(..., rows=True) -> (new, their rows)
         solved.append((z.clone(), new.clone()))
-        return new
+        return out
     monkeypatch.setattr(T, "build_model", recording_model)
     monkeypatch.setattr(T.Assignment, "solve", recording_solve)
     cfg = tiny_cfg(views=2, epochs=1)
@@ -193,25 +195,49 @@ def test_k_larger_than_n_uses_free_targets(tiny_cfg):
 
 
 @pytest.mark.parametrize("override,message", [
-    (dict(k=100), "k=100 < n=256"),
-    (dict(d=1), "d must be >= 2"),
-    (dict(batch_size=1), "at least 2 samples"),
-    (dict(batch_size=300), "batch_size=300 > n=256"),
-    (dict(lr=0.0), "positive"),
-    (dict(lr=-1.0), "positive"),
-    (dict(dataset="mnist"), "unknown dataset"),
-    (dict(model="resnet"), "unknown model"),
-    (dict(input="hsv"), "unknown input"),
-    (dict(epochs=0), "at least 1 epoch"),
-    (dict(views=0), "views=0"),
-    (dict(jitter=1.5), "jitter=1.5"),
-    (dict(ema=1.0), "ema=1.0"),
-    (dict(objective="triplet"), "unknown objective"),
-    (dict(objective="square"), "set --d 10"),
+    (dict(k=100), r"k=100 < n=256"),
+    (dict(d=1), r"d=1: must be in \[2, 65536\]"),
+    (dict(batch_size=1), r"batch_size=1: must be in \[2, 65536\]"),
+    (dict(batch_size=300), r"batch_size 300 = 300 images per step, but the training set has only n=256"),
+    (dict(lr=0.0), r"lr=0.0: must be in \(0, 10\]"),
+    (dict(lr=-1.0), r"lr=-1.0"),
+    (dict(lr=float("nan")), r"lr=nan"),
+    (dict(dataset="mnist"), r"dataset='mnist': choose one of cifar10, digits"),
+    (dict(model="resnet"), r"model='resnet': choose one of small, alexnet"),
+    (dict(input="hsv"), r"input='hsv': choose one of"),
+    (dict(epochs=0), r"epochs=0: must be in \[1, 100000\]"),
+    (dict(views=0), r"views=0"),
+    (dict(jitter=1.5), r"jitter=1.5: must be in \[0, 1\)"),
+    (dict(ema=1.0), r"ema=1.0"),
+    (dict(objective="triplet"), r"objective='triplet': choose one of"),
+    (dict(objective="square"), r"set --d 10"),
+    (dict(crop_min=0.0), r"crop_min=0.0: must be in \(0, 1\]"),
+    (dict(crop_min=2.0), r"crop_min=2.0"),
+    (dict(crop_min=float("nan")), r"crop_min=nan"),
+    (dict(image_size=100000), r"image_size=100000: must be in \[8, 512\]"),
+    (dict(model="alexnet", image_size=32), r"alexnet needs crops of at least 64 px"),
+    (dict(limit=-1), r"limit=-1: must be >= 0"),
+    (dict(max_steps=-1), r"max_steps=-1: must be >= 0"),
+    (dict(ckpt_every=-1), r"ckpt_every=-1"),
+    (dict(snapshot_every=-5), r"snapshot_every=-5"),
+    (dict(workers=-1), r"workers=-1"),
+    (dict(momentum=1.5), r"momentum=1.5: must be in \[0, 1\)"),
+    (dict(weight_decay=float("nan")), r"weight_decay=nan"),
+    (dict(name="../x"), r"name='../x': must be letters"),
+    (dict(name="a/b"), r"name='a/b'"),
+    (dict(name=".hidden"), r"name='.hidden'"),
+    (dict(reassign_every=-1), r"reassign_every=-1"),
+    (dict(seed=-3), r"seed=-3"),
+    (dict(val_fraction=1.0), r"val_fraction=1.0: must be in \[0, 1\)"),
+    (dict(schedule="step"), r"schedule='step': choose one of cosine, constant"),
+    (dict(device="tpu"), r"device='tpu': choose one of"),
+    (dict(epochs=2.5), r"epochs=2.5: expected int"),
+    (dict(resume="yes"), r"resume='yes': expected true or false"),
 ])
 def test_bad_config_fails_before_training(tiny_cfg, override, message):
+    """Every option is checked before any work, and the message names the value and what is allowed."""
     cfg = tiny_cfg(**override)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UsageError, match=message):
         T.train(cfg)
     assert not cfg.checkpoint_path.exists()
 
@@ -240,6 +266,6 @@ def test_supervised_baselines_learn_the_labels(tiny_cfg, objective):
 
 def test_a_fresh_run_starts_a_fresh_log(tiny_cfg):
     nattools.train(tiny_cfg(epochs=2))
-    res = nattools.train(tiny_cfg(epochs=1, resume=False))  # same name, started again
+    res = nattools.train(tiny_cfg(epochs=1, resume=False, overwrite=True))  # same name, started again
     log = [json.loads(l) for l in tiny_cfg().log_path.read_text().splitlines()]
     assert log == res["history"] and len(log) == 1

@@ -1,4 +1,5 @@
 """Issue 5's bad inputs give clear errors; the dry-run plan works without the dataset."""
+import contextlib
 import importlib
 import json
 
@@ -7,6 +8,7 @@ import pytest
 from PIL import Image
 
 from nattools.__main__ import main
+from nattools.config import UsageError
 from nattools.plan import dataset_size, plan
 from nattools.train import PRESETS, TrainConfig, train
 
@@ -29,7 +31,7 @@ def folder_cfg(root, tmp_path, **kw):
 def test_folder_without_images_is_named(tmp_path):
     root = tmp_path / "empty"
     root.mkdir()
-    with pytest.raises(FileNotFoundError, match="no class sub-folders"):
+    with pytest.raises(FileNotFoundError, match="holds no images .* and no <class>/<image> sub-folders"):
         train(folder_cfg(root, tmp_path))
     (root / "notes").mkdir()
     (root / "notes" / "readme.txt").write_text("not an image")
@@ -54,8 +56,9 @@ def test_more_processes_than_samples(tmp_path, monkeypatch):
     """As torchrun with 4 processes would see it; the check comes before any collective."""
     root = tmp_path / "data"
     write_images(root / "a", 3)
-    monkeypatch.setattr(T, "_distributed", lambda device: (0, 4))
-    with pytest.raises(ValueError, match=r"4 processes x batch_size 2 .* only n=3 \(more processes than samples\)"):
+    monkeypatch.setattr(T.distributed, "group", lambda device: contextlib.nullcontext((device, 0, 4)))
+    with pytest.raises(ValueError, match=r"4 process\(es\) x batch_size 2 .* only n=3; lower --batch_size or use "
+                                         r"fewer processes"):
         train(folder_cfg(root, tmp_path))
     with pytest.raises(ValueError, match="4 processes x batch_size 2 > n=3"):
         plan(folder_cfg(root, tmp_path), world=4)
@@ -67,7 +70,7 @@ def test_checkpoint_from_another_config(tmp_path):
     train(cfg)
     assert cfg.checkpoint_path.is_file()
     other = TrainConfig(**{**cfg.__dict__, "d": 16, "max_steps": 0})
-    with pytest.raises(ValueError, match=r"from another config \(d: 8 in checkpoint, 16 now\).*--name"):
+    with pytest.raises(UsageError, match=r"other settings \(d: 8 in the checkpoint, 16 now\).*another --name"):
         train(other)
 
 

@@ -1,12 +1,12 @@
 """Print a markdown table of runs from their eval files (and the results file beside each,
 when there is one): the README's and data/results/tuning/README.md's tables are made with it.
 
-    python bench/results_table.py data/results/tuning/*_eval.json
+    python scripts/results_table.py data/results/tuning/*_eval.json
 """
 import sys
 from pathlib import Path
 
-from nattools import runs
+from nattools.study import runs
 
 
 def row(eval_path: Path) -> str:

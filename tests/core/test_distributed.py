@@ -14,12 +14,13 @@ import torch
 
 from nattools import build_model
 from nattools.assign import Assignment
-from nattools.train import TrainConfig, table_digest
+from nattools.config import TrainConfig
+from nattools.distributed import table_digest
 
 # 256 digits, 2 ranks x 32 per step = 4 steps per epoch per rank; k > n so free targets
 # are handed out too (the case where two ranks could grab the same target).
 ARGS = ["--preset", "digits", "--limit", "256", "--batch_size", "32", "--k", "300", "--epochs", "2",
-        "--width", "8", "--d", "16", "--workers", "0", "--eval_knn", "false", "--seed", "3"]
+        "--width", "8", "--d", "16", "--workers", "0", "--no-eval_knn", "--seed", "3", "--reassign_every", "1"]
 
 
 def _run(cmd, out):

@@ -2,9 +2,9 @@
 protocol's train and validation splits) on every stage of the head, for the trained network,
 the same network with its BatchNorm statistics re-estimated on whole training images (the
 trainer's running statistics come from crops), and the network at random initialisation
-(statistics re-estimated, as `eval --baseline`).
+(nattools.evaluate.random_init: statistics re-estimated, as `eval --baseline`).
 
-    python bench/knn_by_layer.py data/checkpoints/cifar10_nat_val.pt [--out FILE.json]
+    python scripts/knn_by_layer.py data/checkpoints/cifar10_nat_val.pt [--out FILE.json]
 
 Stages: pooled conv features 1x1 and 2x2 (`model.features`), the head's hidden layer (after
 its ReLU; the small net), and the embedding (`model.embed`). Each also standardised per
@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from nattools import evaluate
-from nattools.models import build_model
-from nattools.train import load_checkpoint
+from nattools.checkpoint import load_checkpoint
 
 
 @torch.no_grad()
@@ -59,11 +58,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     model, cfg = load_checkpoint(args.checkpoint)
     train, val = evaluate.eval_splits(cfg)
-    torch.manual_seed(cfg.seed)
     networks = {
         "trained": model,
         "trained, BN re-estimated": evaluate.reestimate_bn(copy.deepcopy(model), train, seed=cfg.seed),
-        "random init": evaluate.reestimate_bn(build_model(cfg), train, seed=cfg.seed),
+        "random init": evaluate.random_init(cfg, train),
     }
     table = {name: knn_table(m, train, val) for name, m in networks.items()}
     cols = list(next(iter(table.values())))
@@ -73,7 +71,7 @@ def main(argv=None) -> int:
         print(f"{name:<26}" + "".join(f"{100 * row[c]:17.2f}" for c in cols))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"checkpoint": args.checkpoint, "command": " ".join(["python", "bench/knn_by_layer.py"] + argv),
+            json.dump({"checkpoint": args.checkpoint, "command": " ".join(["python", "scripts/knn_by_layer.py"] + argv),
                        "n_train": len(train), "n_val": len(val), "knn20": table}, f, indent=1)
     return 0
 

@@ -24,7 +24,7 @@ def test_small_net_without_hidden_layer_projects_pooled_features_linearly():
     assert m.head[-1].in_features == 4 * 16  # 2x2 pool of the last conv block's 2w channels
     z = m.embed(torch.rand(3, 3, 32, 32))
     assert z.shape == (3, 16) and torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
-    with pytest.raises(ValueError, match="hidden=-1"):
+    with pytest.raises(ValueError, match=r"hidden=-1: must be in \[0, 65536\]"):
         nattools.TrainConfig(hidden=-1).validate()
 
 

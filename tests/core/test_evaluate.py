@@ -71,7 +71,7 @@ def test_knn_by_layer_script_scores_every_stage_of_three_networks(tiny_cfg, tmp_
     from pathlib import Path
     import nattools
     from nattools.evaluate import evaluate_model
-    spec = importlib.util.spec_from_file_location("knn_by_layer", Path(__file__).parents[1] / "bench" / "knn_by_layer.py")
+    spec = importlib.util.spec_from_file_location("knn_by_layer", Path(__file__).parents[2] / "scripts" / "knn_by_layer.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     cfg = tiny_cfg(epochs=1, val_fraction=0.2)
