@@ -1,9 +1,12 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from nattools import neighbours as nb
-from nattools.train import TrainConfig
+from nattools.config import TrainConfig
+from nattools.evaluate import random_init
+from nattools.study import neighbours as nb
 
 
 def test_search_is_brute_force_cosine_in_any_chunking():
@@ -61,13 +64,14 @@ def test_sobel_space_ignores_brightness_and_colour_space_does_not():
 def test_random_init_is_seeded_with_batchnorm_statistics_of_the_images():
     cfg = TrainConfig(dataset="digits", width=8, d=16)
     x = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    a, b = nb.random_init(cfg, x, seed=3), nb.random_init(cfg, x, seed=3)
+    cfg = dataclasses.replace(cfg, seed=3)
+    a, b = random_init(cfg, x), random_init(cfg, x)
     assert not a.training
     bn = a.trunk[1]                                                          # conv1's BatchNorm
     assert bn.running_mean.abs().sum() > 0 and not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
     za, zb = nb.embedding(a)(x), nb.embedding(b)(x)
     assert torch.equal(za, zb) and torch.allclose(za.norm(dim=1), torch.ones(64))
-    assert not torch.equal(za, nb.embedding(nb.random_init(cfg, x, seed=4))(x))
+    assert not torch.equal(za, nb.embedding(random_init(dataclasses.replace(cfg, seed=4), x))(x))
 
 
 def test_html_and_app_mark_the_neighbours_of_the_query_class():
@@ -85,3 +89,20 @@ def test_html_and_app_mark_the_neighbours_of_the_query_class():
     first = table.value
     slider.value = 1
     assert table.value != first and table.value == nb.neighbour_html(gallery, 1, show=3)
+
+
+def test_neighbour_agreement_and_its_chance_level():
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    z = torch.tensor([[1.0, 0.0], [0.99, 0.1], [0.98, -0.1], [0.0, 1.0], [0.1, 0.99], [-0.1, 0.98]])
+    assert nb.neighbour_agreement(z, groups, k=2) == 1.0                # each point's 2 nearest: its group
+    assert nb.neighbour_agreement(z, groups.roll(3), k=2) == 1.0        # group names do not matter
+    assert nb.neighbour_agreement(z, torch.tensor([0, 1, 0, 1, 0, 1]), k=2) < 0.5
+    assert nb.chance_agreement(groups) == pytest.approx(0.5)            # (1/2)^2 + (1/2)^2
+    assert nb.chance_agreement(torch.tensor([0, 0, 0, 2])) == pytest.approx(0.75 ** 2 + 0.25 ** 2)
+
+
+def test_query_note_says_whether_the_run_saw_the_queries():
+    cfg = TrainConfig(dataset="cifar10", val_fraction=0.1)
+    assert "held out" in nb.query_note("cifar10", cfg)
+    assert "never a label" in nb.query_note("cifar10", dataclasses.replace(cfg, val_fraction=0.0))
+    assert "new to it" in nb.query_note("digits", cfg)

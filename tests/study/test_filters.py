@@ -6,7 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import nattools
-from nattools import filters as FL
+from nattools import evaluate
+from nattools.study import filters as FL
 from nattools.models import FrontEnd, alexnet, small_net
 
 
@@ -27,20 +28,19 @@ def test_initial_model_is_where_training_starts(tiny_cfg):
     nattools.train(cfg)
     trained, cfg2 = nattools.load_checkpoint(cfg.checkpoint_path)
     before = torch.get_rng_state()
-    start = FL.initial_model(cfg2)
+    start = evaluate.initial_model(cfg2)
     assert torch.equal(torch.get_rng_state(), before)                # the global generator is untouched
     w, w0 = FL.first_filters(trained), FL.first_filters(start)
     assert torch.allclose(w, w0, atol=1e-6)
-    other = FL.first_filters(FL.initial_model(dataclasses.replace(cfg2, seed=cfg2.seed + 1)))
+    other = FL.first_filters(evaluate.initial_model(dataclasses.replace(cfg2, seed=cfg2.seed + 1)))
     assert FL.cosine_to_start(other, w0).abs().mean() < 0.5
 
 
 def test_the_random_baseline_is_the_start_of_training():
-    from nattools.neighbours import random_init
     cfg = nattools.TrainConfig(width=4, d=8, seed=3)
     x = torch.rand(64, 3, 32, 32) * 0.1 + 0.6
-    rnd = random_init(cfg, x, seed=cfg.seed)                         # the chapter's "random" network
-    for a, b in zip(FL.conv_layers(rnd), FL.conv_layers(FL.initial_model(cfg))):
+    rnd = evaluate.random_init(cfg, x)                               # the chapter's "random" network
+    for a, b in zip(FL.conv_layers(rnd), FL.conv_layers(evaluate.initial_model(cfg))):
         assert torch.equal(a.weight, b.weight)
 
 

@@ -1,33 +1,13 @@
-"""nattools.runs: reading results and eval files, tables, curves, the command of a config."""
+"""nattools.study.runs: reading results and eval files, tables, curves, the command of a config."""
 import argparse
-import json
+import dataclasses
 import shlex
 
 import pytest
 
 import nattools
-from nattools import runs
+from nattools.study import runs
 from nattools.__main__ import add_config_options, config_from_args
-
-
-def history(epochs=3):
-    return [{"epoch": e, "loss": 1.5 / e, "changed": 0.9 / e, "uniformity": -3.0 - e / 10, "images_per_s": 100.0,
-             "assign_s": 0.1, "epoch_s": 10.0, "lr": 0.05 / e, "reassigned": True} for e in range(1, epochs + 1)]
-
-
-@pytest.fixture
-def files(tmp_path):
-    """A results file with its eval file beside it, and an eval-only pixel baseline."""
-    res = {"name": "r1", "command": "python -m nattools train --name r1 --epochs 3", "n": 1000, "k": 1000,
-           "world": 1, "config": {"batch_size": 64}, "wall_time_s": 125.0, "history": history()}
-    ev = {"knn20_embed": 0.4112, "linear_features_2x2": 0.47, "uniformity_val": -3.6, "baseline": False,
-          "command": "python -m nattools eval data/checkpoints/r1.pt --out r1_eval.json"}
-    pixels = {"knn20_embed": 0.25, "linear_features_32x32": 0.30, "baseline": "pixels",
-              "command": "python -m nattools eval data/checkpoints/r1.pt --baseline pixels"}
-    (tmp_path / "r1.json").write_text(json.dumps(res))
-    (tmp_path / "r1_eval.json").write_text(json.dumps(ev))
-    (tmp_path / "pixels_eval.json").write_text(json.dumps(pixels))
-    return tmp_path
 
 
 def test_load_finds_the_eval_file_beside_the_results(files):
@@ -72,19 +52,20 @@ def test_table_rows_and_html(files):
 
 
 def test_command_for_round_trips_through_the_command_line(tmp_path):
-    cfg = nattools.TrainConfig(name="x y", dataset="digits", val_fraction=0.9, width=8, eval_knn=False,
-                               out=str(tmp_path))
+    cfg = nattools.TrainConfig(name="x-y", dataset="digits", val_fraction=0.9, width=8, eval_knn=False,
+                               out=str(tmp_path / "runs of x y"))                 # a folder that needs quoting
     cmd = runs.command_for(cfg)
     words = shlex.split(cmd)
     assert words[:4] == ["python", "-m", "nattools", "train"] and "--epochs" not in words  # defaults left out
+    assert "--no-eval_knn" in words and words[words.index("--out") + 1] == cfg.out
     parser = argparse.ArgumentParser()
     add_config_options(parser)
     assert config_from_args(parser.parse_args(words[4:])) == cfg
 
 
-def test_curves_overlay_runs_and_place_step_losses_on_the_epoch_axis(files):
+def test_curves_overlay_runs_and_place_step_losses_on_the_epoch_axis(files, make_history):
     run = runs.load(files / "r1.json")
-    other = {**run.results, "history": history(2)}
+    other = {**run.results, "history": make_history(2)}
     spe = run.steps_per_epoch
     steps = [1.0 - s / 100 for s in range(3 * spe)]
     fig = runs.curves({"a": run, "b": other}, step_loss={"a": steps})
@@ -108,19 +89,7 @@ def test_a_live_run_without_progress_bars(tiny_cfg, capsys):
     assert len(fig.data[0].y) == len(losses)
 
 
-def write_run(folder, name, knn, linear, n_val=2500, eval_file=True, **config):
-    """A results file (and, unless eval_file=False, its eval file) in folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = {"batch_size": 256, "epochs": 3, "input": "sobel", "out": f"/tmp/{name}", "name": name, **config}
-    res = {"name": name, "command": f"python -m nattools train --name {name}", "n": 22500, "world": 1,
-           "config": cfg, "wall_time_s": 60.0, "history": history()}
-    (folder / f"{name}.json").write_text(json.dumps(res))
-    if eval_file:
-        ev = {"knn20_embed": knn, "linear_features_2x2": linear, "n_val": n_val, "n_train": 22500}
-        (folder / f"{name}_eval.json").write_text(json.dumps(ev))
-
-
-def test_load_set_keeps_what_exists_and_names_what_is_missing(files):
+def test_load_set_keeps_what_exists_and_names_what_is_missing(files, write_run):
     write_run(files / "ablations", "a", 0.40, 0.50)
     write_run(files / "ablations", "b", 0.30, 0.45, eval_file=False)
     found, missing = runs.load_set({"A": "ablations/a.json", "B": "ablations/b.json", "C": "ablations/c.json",
@@ -133,7 +102,7 @@ def test_load_set_keeps_what_exists_and_names_what_is_missing(files):
     assert runs.missing_note([]) == "all runs present"
 
 
-def test_gap_compare_and_the_standard_error(files):
+def test_gap_compare_and_the_standard_error(files, write_run):
     write_run(files, "hi", 0.50, 0.60)
     write_run(files, "lo", 0.49, 0.40)
     hi, lo = runs.load(files / "hi.json"), runs.load(files / "lo.json")
@@ -146,7 +115,7 @@ def test_gap_compare_and_the_standard_error(files):
     assert "not available" in runs.compare(hi, None, "x")
 
 
-def test_shared_config_separates_the_budget_from_the_variable(files):
+def test_shared_config_separates_the_budget_from_the_variable(files, write_run):
     for name, inp in (("s", "sobel"), ("g", "grey"), ("r", "rgb")):
         write_run(files, name, 0.4, 0.5, input=inp)
     rs = [runs.load(files / f"{n}.json") for n in "sgr"]
@@ -156,7 +125,7 @@ def test_shared_config_separates_the_budget_from_the_variable(files):
     assert runs.shared_config([]) == ({}, {})
 
 
-def test_labelled_rows_margins_and_figures(files):
+def test_labelled_rows_margins_and_figures(files, write_run):
     write_run(files, "nat", 0.41, 0.47)
     nat, pixels = runs.load(files / "nat.json"), runs.load(eval_path=files / "pixels_eval.json")
     rows = runs.labelled_rows({"NAT": nat, "pixels": pixels}, baseline=pixels)
@@ -172,33 +141,37 @@ def test_labelled_rows_margins_and_figures(files):
     assert list(lines.data[0].y) == [0.3, None]
 
 
-def test_margins_pair_each_run_with_its_baseline_and_map_them_against_the_bars(files):
-    write_run(files, "nat", 0.46, 0.48)
-    write_run(files, "wide", 0.44, 0.53)
-    nat, wide = runs.load(files / "nat.json"), runs.load(files / "wide.json")
-    base = runs.load(eval_path=files / "r1_eval.json")                   # 41.12 / 47
-    own = runs.Run("wide_random", evaluation={"knn20_embed": 0.30, "linear_features_2x2": 0.45})
-    bare = runs.Run("bare", results={"history": []})                     # not evaluated: left out
-    rows = runs.margins({"recipe": (nat, base), "wide": (wide, own), "bare": (bare, base)})
-    assert [r["label"] for r in rows] == ["recipe", "wide"]
-    assert rows[0]["knn_margin"] == pytest.approx(4.88) and rows[0]["linear_margin"] == pytest.approx(1.0)
-    assert rows[1]["knn_margin"] == pytest.approx(14.0) and rows[1]["baseline"] == "wide_random"
-    fig = runs.margin_map(rows, bars=(15, 5))
-    assert list(fig.data[0].x) == pytest.approx([4.88, 14.0]) and list(fig.data[0].text) == ["recipe", "wide"]
-    assert "python -m nattools train --name nat" in fig.data[0].hovertext[0] and "baseline r1" in fig.data[0].hovertext[0]
-    few = runs.margin_map(rows, label_top=1)                      # the largest of each kind only: wide
-    assert list(few.data[0].text) == ["", "wide"] and list(few.data[0].hovertext) == list(fig.data[0].hovertext)
-    assert list(runs.margin_map(rows, label_top=1, always=("recipe",)).data[0].text) == ["recipe", "wide"]
-    assert list(runs.margin_map(rows, label_top=0, always=("recipe",)).data[0].text) == ["recipe", ""]
-    shaded = fig.layout.shapes[0]
-    assert (shaded.x0, shaded.y0) == (15, 5) and shaded.x1 >= 16 and shaded.y1 >= 8  # the region that clears both
+def test_shared_config_leaves_out_the_fields_whose_role_is_run():
+    from nattools.config import fields_with_role
+    recipe = nattools.TrainConfig()
+    a = runs.Run("a", results={"config": {**dataclasses.asdict(recipe), "overwrite": True, "device": "cpu"}})
+    b = runs.Run("b", results={"config": {**dataclasses.asdict(recipe), "lr": 0.1}})
+    common, varying = runs.shared_config([a, b])
+    assert not set(common) & set(fields_with_role("run"))               # bookkeeping never counts
+    assert varying == {"a": {"lr": recipe.lr}, "b": {"lr": 0.1}}
 
 
-def test_network_key_names_what_fixes_the_initial_network():
-    import dataclasses
-    recipe = dataclasses.asdict(nattools.TrainConfig())
-    assert runs.network_key(recipe) == runs.network_key({**recipe, "epochs": 20, "lr": 0.1, "views": 2})
-    assert runs.network_key(recipe) != runs.network_key({**recipe, "width": 64})
-    assert runs.network_key(recipe) != runs.network_key({**recipe, "seed": 1})
-    old = {k: v for k, v in recipe.items() if k != "hidden"}          # written before `hidden` existed
-    assert runs.network_key(old) == runs.network_key(recipe)
+def test_studies_budget_noise_and_the_study_table(files, capsys, write_run):
+    write_run(files / "ablations", "a", 0.40, 0.50, input="rgb")
+    write_run(files / "ablations", "b", 0.30, 0.45, input="sobel")
+    study, missing, lines = runs.load_studies({"x": {"A": "ablations/a.json", "C": "ablations/c.json"},
+                                               "y": {"B": "ablations/b.json", "C": "ablations/c.json"}}, root=files)
+    assert list(study["x"]) == ["A"] and missing == ["ablations/c.json"]
+    assert lines == ["            x: 1 of 2 runs found", "            y: 1 of 2 runs found"]
+    group = {r.name: r for s in study.values() for r in s.values()}
+    line = runs.budget_line(group, "x + y", ("input", "epochs", "batch_size"))
+    assert line == "x + y (2 runs found): epochs=3, batch_size=256; training images 22,500"
+    assert runs.budget_line({}, "none", ("epochs",)) is None
+    assert runs.validation_size(group.values()) == 2500 and runs.validation_size([]) is None
+    noise = runs.noise_lines(2500, accuracies=(0.5,))
+    assert noise == ["validation images: 2,500",
+                     "  accuracy 50%: standard error 1.0 points, two standard errors of a difference 2.8 points"]
+    assert runs.two_se_difference(0.5, 2500) == pytest.approx(200 * 2 ** 0.5 * 0.01)
+    fig = runs.show_study({"A": study["x"]["A"], "B": study["y"]["B"]}, "t", chance=0.1)
+    out = capsys.readouterr().out
+    assert "A: a: input rgb" in out and "B: b: input sobel" in out and len(fig.data) == 2
+    assert runs.show_study({}, "t") is None and "no run of this study yet" in capsys.readouterr().out
+
+
+def test_solve_share():
+    assert runs.solve_share([{"assign_s": 1.0, "epoch_s": 10.0}, {"assign_s": 2.0, "epoch_s": 10.0}]) == 0.15

@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nattools import coverage
-from nattools.evaluate import uniformity
+from nattools import data
+from nattools.evaluate import embed, uniformity
+from nattools.study import coverage
 from nattools.targets import TargetStore, sample_sphere
 
 
@@ -105,20 +106,23 @@ def test_load_run_trains_a_stand_in_when_the_data_set_is_missing(tiny_cfg, capfd
     import nattools
     cfg = tiny_cfg(epochs=1, limit=128)
     nattools.train(cfg)
-    model, same = coverage.load_run(cfg.checkpoint_path, "digits")
-    assert same.dataset == "digits" and same.d == 16
+    model, same, stored = coverage.load_run(cfg.checkpoint_path, "digits")
+    assert same.dataset == "digits" and same.d == 16 and stored["n"] == 128
+    assert torch.equal(stored["table"], coverage.run_table(cfg.checkpoint_path)["table"])
     # pretend the checkpoint is from a data set we do not have: a stand-in is trained on digits
     state = torch.load(cfg.checkpoint_path, weights_only=True)
     state["config"]["dataset"] = "stl10"
     torch.save(state, cfg.checkpoint_path)
     capfd.readouterr()
-    model, stand = coverage.load_run(cfg.checkpoint_path, "digits", epochs=1, limit=64, batch_size=32)
+    model, stand, stored = coverage.load_run(cfg.checkpoint_path, "digits", epochs=1, limit=64, batch_size=32)
     out = capfd.readouterr()
     assert "not available here" in out.out and out.err == ""          # a book page fails on stderr
     assert stand.dataset == "digits" and stand.d == 16 and stand.limit == 64
-    x, y, idx, classes = coverage.training_images(stand, 10, seed=0)
+    assert stored["n"] == 64 and sorted(stored["table"].tolist()) == list(range(64))   # the stand-in's own table
+    x, y, idx, classes = data.sample("digits", 10, size=stand.image_size, val_fraction=stand.val_fraction,
+                                     limit=stand.limit)
     assert x.shape == (10, 3, 32, 32) and int(idx.max()) < 64 and len(classes) == 10
-    z = coverage.embed(model, x)
+    z = embed(model, x)
     assert z.shape == (10, 16) and torch.allclose(z.norm(dim=1), torch.ones(10), atol=1e-5)
 
 
@@ -130,17 +134,17 @@ def test_run_table_and_embedding_with_batch_statistics(tiny_cfg):
     assert run["n"] == run["k"] == 96 and sorted(run["table"].tolist()) == list(range(96))
     assert len(run["history"]) == 1
     model, _ = nattools.load_checkpoint(cfg.checkpoint_path)
-    x, _, _, _ = coverage.training_images(cfg, 64, seed=0)
+    x, _, _, _ = data.sample("digits", 64, limit=cfg.limit)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    z_eval = coverage.embed(model, x)
-    z_batch = coverage.embed(model, x, batch=32, batch_stats=True)
+    z_eval = embed(model, x)
+    z_batch = embed(model, x, batch=32, batch_stats=True)
     assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not torch.allclose(z_eval, z_batch, atol=1e-3)                # running vs batch statistics
     for m in model.modules():                                          # other running statistics:
         if isinstance(m, torch.nn.BatchNorm2d):                         # eval embeddings move, batch ones do not
             m.running_mean += 0.5
-    assert not torch.allclose(coverage.embed(model, x), z_eval, atol=1e-3)
-    assert torch.allclose(coverage.embed(model, x, batch=32, batch_stats=True), z_batch, atol=1e-5)
+    assert not torch.allclose(embed(model, x), z_eval, atol=1e-3)
+    assert torch.allclose(embed(model, x, batch=32, batch_stats=True), z_batch, atol=1e-5)
 
 
 def test_text_table_aligns_columns():
@@ -168,3 +172,68 @@ def test_three_d_figures_show_what_they_say():
     assert not fig.data[2].visible and len(fig.data[2].x) == 0 and len(fig.data[3].x) == 60  # k = n: none free
     assert np.allclose(np.asarray(held.x, dtype=float), targets[::4, 0].numpy())
     assert fig.layout.updatemenus[0].active == 1 and "240" in fig.layout.title.text
+
+
+def test_sampled_rows_are_the_images_the_trainer_indexes_when_it_used_limit(tiny_cfg):
+    """data.sample(..., limit) draws from the trainer's seeded subset (data.subset), not from a prefix:
+    sample idx i is row i of the run's assignment table, the image the trainer holds at index i."""
+    from nattools.train import training_data
+    cfg = tiny_cfg(limit=200)
+    held, n, _ = training_data(cfg, "cpu", 1, progress=False)              # (uint8 image, label, index)
+    x, y, idx, _ = data.sample("digits", 50, seed=3, limit=cfg.limit)
+    assert n == 200 and int(idx.max()) < 200 and len(torch.unique(idx)) == 50
+    assert torch.equal((x * 255).round().to(torch.uint8), held.images[idx])
+    assert torch.equal(y, held.labels[idx])
+    prefix = torch.stack([data.eval_transform(32)(data.load("digits", "train")[i][0]) for i in idx.tolist()])
+    assert not torch.allclose(prefix, x)                                   # what the old code assumed
+
+
+def test_measure_reports_and_fit_of_a_small_run(tiny_cfg):
+    import nattools
+    cfg = tiny_cfg(epochs=1, limit=96)
+    nattools.train(cfg)
+    r = coverage.measure(cfg.checkpoint_path, "digits", 40)
+    assert r["cfg"].dataset == "digits" and r["stored"]["n"] == 96 and r["classes"] == [str(i) for i in range(10)]
+    assert r["x"].shape == (40, 3, 32, 32) and torch.equal(r["own"], r["stored"]["table"][r["idx"]])
+    for key in ("z", "views", "z_random"):
+        assert r[key].shape == (40, 16) and torch.allclose(r[key].norm(dim=1), torch.ones(40), atol=1e-5)
+    assert not torch.allclose(r["z"], r["views"]) and not torch.allclose(r["z"], r["z_random"])
+    assert torch.allclose(r["targets"][r["own"]], TargetStore(96, 16, seed=cfg.seed)[r["own"]])
+    text, (d, cosines) = coverage.spread_report("d = 16", r)
+    assert d == 16 and text.startswith("| d = 16, n = 40 |") and "uniform (exact)" in text and "closed by training" in text
+    assert list(cosines) == ["targets held", "NAT, crops", "NAT, whole images", "random init"]
+    assert all(len(c) == 40 * 39 // 2 for c in cosines.values())
+    rows, (d, fits) = coverage.target_fit(r)
+    assert rows["k = n (training images)"] == "96" and rows["every target held once"] == "True"
+    assert len(fits) == 3 and all(len(v) == 40 for v in fits.values())
+    assert (fits["nearest of all k targets"] >= fits["own target, stored table (new crop)"] - 1e-6).all()
+    merged = coverage.merge_columns({"a": rows, "b": rows})
+    assert list(merged) == list(rows) and merged["k = n (training images)"] == ["96", "96"]
+
+
+def test_class_separation():
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    z = F.normalize(torch.tensor([[1.0, 0.1], [1.0, 0.0], [1.0, -0.1], [-1.0, 0.1], [-1.0, 0.0], [-1.0, -0.1]]), dim=1)
+    separation, agreement = coverage.class_separation(z, labels, k=2)
+    assert separation > 1 and agreement == 1.0
+    separation, agreement = coverage.class_separation(z, torch.tensor([0, 1, 0, 1, 0, 1]), k=2)
+    assert separation < 0.5 and agreement < 0.5
+
+
+def test_load_run_trains_a_stand_in_when_the_copy_here_holds_other_images(tiny_cfg, capfd):
+    """A checkpoint of the data set at hand, trained on another copy of it (another number of
+    images): its table indexes other images, so a stand-in is trained, and the line says why."""
+    import nattools
+    cfg = tiny_cfg(epochs=1, limit=128)
+    nattools.train(cfg)
+    state = torch.load(cfg.checkpoint_path, weights_only=True)
+    state["config"]["limit"] = 100                                      # as if this copy held 100 images
+    torch.save(state, cfg.checkpoint_path)
+    assert coverage.not_at_hand(nattools.TrainConfig(**state["config"]), 128, "digits") == \
+        "was trained on 128 images of digits, and the copy here gives 100"
+    assert coverage.not_at_hand(cfg, 128, "digits") is None
+    capfd.readouterr()
+    model, stand, stored = coverage.load_run(cfg.checkpoint_path, "digits", epochs=1, batch_size=32)
+    out = capfd.readouterr()
+    assert "128 images of digits" in out.out and "stand-in" in out.out and out.err == ""
+    assert stand.limit == 100 and stored["n"] == 100
