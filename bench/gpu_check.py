@@ -69,10 +69,70 @@ def header(device: str) -> None:
             print(f"  {mod}: not available ({type(e).__name__}: {e})")
 
 
+def bench_alexnet(batch: int = None, repeats: int = None, device: str = None, cfg=None, variants=None) -> dict:
+    """AlexNet 224 px NAT step with each exact solver vs the same step with fixed targets
+    (interleaved, medians), then a few synchronised steps for the time split (forward / nat_step /
+    backward + SGD). Defaults: batch 256 and 10 repeats on a GPU; batch 8 and 3 repeats on a CPU."""
+    import statistics
+    import torch
+    import nattools
+    from nattools.bench import default_device, nat_step_timer, solvers
+    device = default_device(device)
+    cpu = device == "cpu"
+    batch = batch or (8 if cpu else 256)
+    repeats = repeats or (3 if cpu else 10)
+    cfg = cfg or nattools.TrainConfig(**nattools.config.PRESETS["imagenet"])
+    variants = variants or solvers()
+    step = nat_step_timer(cfg, batch, device)
+    if not cpu:
+        torch.cuda.reset_peak_memory_stats()
+    times = {v: [] for v in ("fixed",) + tuple(variants)}
+
+    def run(v: str, split: bool = False) -> float:
+        step.assignment.solver = v if v != "fixed" else step.assignment.solver
+        return step(v != "fixed", split)
+
+    for r in range(repeats + 1):  # round 0: warm-up (cuDNN autotuning, allocator)
+        for v in times:
+            t = run(v)
+            if r:
+                times[v].append(t)
+    for v in times:  # the time split, from synchronised steps
+        for _ in range(3):
+            run(v, split=True)
+    name = torch.cuda.get_device_name() if not cpu else f"cpu ({torch.get_num_threads()} threads)"
+    fixed = statistics.median(times["fixed"])
+    figures = {"device": name, "model": cfg.model, "image_size": cfg.image_size, "d": cfg.d, "batch": batch,
+               "repeats": repeats, "bf16": bool(cfg.bf16 and not cpu), "fixed_step_s": fixed,
+               "fixed_images_per_s": batch / fixed}
+    if not cpu:
+        figures["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+    print(f"AlexNet {cfg.image_size}px on {name}, batch {batch}, {'bf16' if figures['bf16'] else 'fp32'}, "
+          f"median of {repeats}: fixed targets {fixed * 1e3:.1f} ms/step ({batch / fixed:.0f} img/s)")
+    splits = step.split[False], step.split[True]
+    for v in variants:
+        nat = statistics.median(times[v])
+        figures.update({f"nat_{v}_step_s": nat, f"nat_{v}_images_per_s": batch / nat,
+                        f"nat_{v}_over_fixed_time": nat / fixed})
+        print(f"  NAT, solver {v:5s}: {nat * 1e3:.1f} ms/step ({batch / nat:.0f} img/s), "
+              f"NAT/fixed time {nat / fixed:.3f}")
+    for v, rows in zip(["fixed"] + list(variants), [splits[0]] + [splits[1][3 * i:3 * i + 3] for i in
+                                                                 range(len(variants))]):
+        f, a, b = (1e3 * statistics.median(r[i] for r in rows) for i in range(3))
+        figures[f"split_{v}_ms"] = (f, a, b)
+        print(f"  time split, {v:5s} (synchronised steps): forward {f:.1f} ms, nat_step {a:.2f} ms "
+              f"(targets, {'assignment, ' if v != 'fixed' else ''}loss), backward + SGD {b:.1f} ms")
+    if not cpu:
+        print(f"  peak GPU memory {figures['peak_gpu_memory_gib']:.2f} GiB")
+    return figures
+
+
+
+
 def alexnet(device: str, batches: list, repeats: int, image_size: int) -> None:
     import torch
     import nattools
-    from nattools.bench import bench_alexnet, solvers
+    from nattools.bench import solvers
     header(device)
     cfg = nattools.TrainConfig(**{**nattools.config.PRESETS["imagenet"], "image_size": image_size})
     for b in batches:

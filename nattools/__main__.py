@@ -61,7 +61,6 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--trainer_steps", type=int, default=20, help="steps per epoch of the trainer run")
     b.add_argument("--trainer_epochs", type=int, default=4, help="epochs of the trainer run (the first: warm-up)")
     b.add_argument("--dataset", default=None, help="dataset for the trainer benchmark (default: the book's)")
-    b.add_argument("--alexnet", action="store_true", help="also time the AlexNet 224 px NAT step")
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="run every part on this device (auto: the GPU if there is one)")
     return p

@@ -4,8 +4,8 @@
     fixed targets: the price of learning the assignment.
 (b) The trainer's images/s end to end (data, augmentation, logging, checkpoints) against a bare
     loop of the same steps on tensors already in memory.
-(c) --alexnet: the full-scale step (AlexNet, 224 px, d = 4096; bf16 and channels_last on a GPU).
-Every part runs on one device, --device (default: the GPU if there is one).
+Every part runs on one device, --device (default: the GPU if there is one). The full-scale step
+(AlexNet, 224 px, d = 4096, bf16) is timed by bench/gpu_check.sh on a GPU machine.
 """
 import statistics
 import tempfile
@@ -14,7 +14,7 @@ import time
 import torch
 
 from .assign import Assignment
-from .config import PRESETS, TrainConfig
+from .config import TrainConfig
 from .data import augment
 from .models import build_model
 from .step import nat_step
@@ -97,6 +97,7 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: t
     step.solve_s, step.split, step.assignment = [], step_split, assignment
     return step
 
+
 def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.Tensor = None,
                  device: str = "cpu") -> dict:
     """A NAT step against a fixed-target step, measured two ways.
@@ -122,33 +123,6 @@ def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.
             "direct": direct, "direct_ci": direct_ci, "parts": (fixed_s + solve_s) / fixed_s}
 
 
-def bare_step(cfg: TrainConfig, n_batches: int = 4, device: str = "cpu"):
-    """-> step() -> seconds of one fixed-target step (forward, `nat_step` without reassignment,
-    backward, SGD) of cfg's model on tensors already in memory: the bare loop that the trainer is
-    held against."""
-    torch.manual_seed(0)
-    model = build_model(cfg).to(device, memory_format=torch.channels_last).train()
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    xs = [torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device)
-          .contiguous(memory_format=torch.channels_last) for _ in range(n_batches)]
-    idx = torch.arange(cfg.batch_size)
-    targets, assignment = TargetStore(cfg.batch_size, cfg.d).to(device), Assignment(cfg.batch_size, cfg.batch_size)
-
-    def step() -> float:
-        sync(device)
-        t = time.perf_counter()
-        loss = nat_step(model.embed(xs[step.count % n_batches]), idx, assignment, targets, reassign=False).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sync(device)
-        step.count += 1
-        return time.perf_counter() - t
-
-    step.count = 0
-    return step
-
-
 def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4, device: str = "cpu") -> dict:
     """The real trainer (loader, augmentation, assignment, logging, checkpoints) on `steps`
     batches per epoch, with one bare step run after each of its steps (from `on_step`): the
@@ -156,7 +130,10 @@ def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4, device: str =
     warm-up; a trainer step's time runs from the end of the previous bare step, so epoch ends
     (checkpoint, log) count too. -> seconds per step of each, and trainer img/s / bare img/s
     (from their sums; per-step ratios: median and bootstrap 95% interval)."""
-    bare = bare_step(cfg, device=device)
+    step = nat_step_timer(cfg, cfg.batch_size, device)  # the bare step: fixed targets, tensors in memory
+
+    def bare() -> float:
+        return step(False)
     bare(), bare()  # warm-up
     trainer_s, bare_s, last = [], [], [0.0]
 
@@ -174,67 +151,6 @@ def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4, device: str =
     median, ci = median_ci(torch.tensor(bare_s) / torch.tensor(trainer_s))
     return {"trainer_s": trainer_s, "bare_s": bare_s, "ratio": sum(bare_s) / sum(trainer_s),
             "median": median, "ci": ci}
-
-
-def bench_alexnet(batch: int = None, repeats: int = None, device: str = None, cfg=None, variants=None) -> dict:
-    """AlexNet 224 px NAT step with each exact solver vs the same step with fixed targets
-    (interleaved, medians), then a few synchronised steps for the time split (forward / nat_step /
-    backward + SGD). Defaults: batch 256 and 10 repeats on a GPU; batch 8 and 3 repeats on a CPU."""
-    device = default_device(device)
-    cpu = device == "cpu"
-    batch = batch or (8 if cpu else 256)
-    repeats = repeats or (3 if cpu else 10)
-    cfg = cfg or TrainConfig(**PRESETS["imagenet"])
-    variants = variants or solvers()
-    step = nat_step_timer(cfg, batch, device)
-    if not cpu:
-        torch.cuda.reset_peak_memory_stats()
-    times = {v: [] for v in ("fixed",) + tuple(variants)}
-
-    def run(v: str, split: bool = False) -> float:
-        step.assignment.solver = v if v != "fixed" else step.assignment.solver
-        return step(v != "fixed", split)
-
-    for r in range(repeats + 1):  # round 0: warm-up (cuDNN autotuning, allocator)
-        for v in times:
-            t = run(v)
-            if r:
-                times[v].append(t)
-    for v in times:  # the time split, from synchronised steps
-        for _ in range(3):
-            run(v, split=True)
-    name = torch.cuda.get_device_name() if not cpu else f"cpu ({torch.get_num_threads()} threads)"
-    fixed = statistics.median(times["fixed"])
-    figures = {"device": name, "model": cfg.model, "image_size": cfg.image_size, "d": cfg.d, "batch": batch,
-               "repeats": repeats, "bf16": bool(cfg.bf16 and not cpu), "fixed_step_s": fixed,
-               "fixed_images_per_s": batch / fixed, "nat_step_flow": step_flow()}
-    if not cpu:
-        figures["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
-    print(f"AlexNet {cfg.image_size}px on {name}, batch {batch}, {'bf16' if figures['bf16'] else 'fp32'}, "
-          f"median of {repeats}: fixed targets {fixed * 1e3:.1f} ms/step ({batch / fixed:.0f} img/s)")
-    splits = step.split[False], step.split[True]
-    for v in variants:
-        nat = statistics.median(times[v])
-        figures.update({f"nat_{v}_step_s": nat, f"nat_{v}_images_per_s": batch / nat,
-                        f"nat_{v}_over_fixed_time": nat / fixed})
-        print(f"  NAT, solver {v:5s}: {nat * 1e3:.1f} ms/step ({batch / nat:.0f} img/s), "
-              f"NAT/fixed time {nat / fixed:.3f}")
-    for v, rows in zip(["fixed"] + list(variants), [splits[0]] + [splits[1][3 * i:3 * i + 3] for i in
-                                                                 range(len(variants))]):
-        f, a, b = (1e3 * statistics.median(r[i] for r in rows) for i in range(3))
-        figures[f"split_{v}_ms"] = (f, a, b)
-        print(f"  time split, {v:5s} (synchronised steps): forward {f:.1f} ms, nat_step {a:.2f} ms "
-              f"(targets, {'assignment, ' if v != 'fixed' else ''}loss), backward + SGD {b:.1f} ms")
-    if not cpu:
-        print(f"  peak GPU memory {figures['peak_gpu_memory_gib']:.2f} GiB; nat_step: {figures['nat_step_flow']}")
-    return figures
-
-
-def step_flow() -> str:
-    """Which NAT step this checkout has: candidates' rows reused (one score copy) or made twice."""
-    import inspect
-    from . import step
-    return "rows reused" if "rows=True" in inspect.getsource(step) else "rows made twice (step.py unpatched)"
 
 
 def run_bench(args) -> dict:
@@ -263,6 +179,4 @@ def run_bench(args) -> dict:
           f"alternating steps: trainer {cfg.batch_size * len(r['trainer_s']) / sum(r['trainer_s']):.0f} img/s, "
           f"bare {cfg.batch_size * len(r['bare_s']) / sum(r['bare_s']):.0f} img/s, ratio {r['ratio']:.3f} "
           f"(per step: median {r['median']:.3f} [95% {lo:.3f}, {hi:.3f}])")
-    if getattr(args, "alexnet", False):
-        figures.update({f"alexnet_{k}": v for k, v in bench_alexnet(device=device).items()})
     return figures

@@ -228,20 +228,21 @@ def augment(x: torch.Tensor, size: int, crop_min: float = 0.5, generator: torch.
     if x.dtype == torch.uint8:
         x = x.float().div_(255)
     b, dev = x.shape[0], x.device
-    u = torch.rand(b, 4, generator=generator, device=generator.device if generator is not None else dev).to(dev)
+    gdev = generator.device if generator is not None else dev  # draws happen where the generator lives
+    u = torch.rand(b, 4, generator=generator, device=gdev).to(dev)
     area = crop_min + (1 - crop_min) * u[:, 0]
     log_ratio = (u[:, 1] * 2 - 1) * torch.log(torch.tensor(4 / 3, device=dev))
     w = torch.sqrt(area * torch.exp(log_ratio)).clamp(max=1)   # crop width / image width
     h = torch.sqrt(area / torch.exp(log_ratio)).clamp(max=1)
     cx, cy = (u[:, 2] * 2 - 1) * (1 - w), (u[:, 3] * 2 - 1) * (1 - h)  # crop centre, inside the image
-    flip = torch.where(torch.rand(b, generator=generator, device=u.device).to(dev) < 0.5, -1.0, 1.0)
+    flip = torch.where(torch.rand(b, generator=generator, device=gdev).to(dev) < 0.5, -1.0, 1.0)
     theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
     grid = torch.nn.functional.affine_grid(theta, (b, x.shape[1], size, size), align_corners=False)
     x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
                                         align_corners=False)
     if jitter > 0:  # drawn after the crops, so jitter=0 leaves every earlier draw as it was
-        f = 1 + (torch.rand(b, 2, generator=generator, device=u.device).to(dev) * 2 - 1) * jitter  # (B,2)
+        f = 1 + (torch.rand(b, 2, generator=generator, device=gdev).to(dev) * 2 - 1) * jitter  # (B,2)
         x = (x * f[:, 0].view(b, 1, 1, 1)).clamp_(0, 1)                                   # brightness
         grey = (x * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
         mean = grey.mean(dim=(1, 2, 3), keepdim=True)                                     # (B,1,1,1)

@@ -14,6 +14,7 @@ import torch
 
 from . import data as D
 from .bench import default_device, nat_step_timer
+from .config import ConfigError
 from .models import build_model
 
 # Training-set sizes of the datasets the presets are for (used when the data is not here).
@@ -86,7 +87,7 @@ def plan(cfg, world: int = None, measure_steps: int = 2, measure_batch: int = No
     per_rank = n // world
     steps = per_rank // cfg.batch_size
     if steps == 0:
-        raise ValueError(f"bad config: {world} processes x batch_size {cfg.batch_size} > n={n} samples")
+        raise ConfigError(f"{world} processes x batch_size {cfg.batch_size} > n={n} samples; lower --batch_size")
     reassign_epochs = sum(1 for e in range(cfg.epochs) if cfg.reassign_every and e % cfg.reassign_every == 0)
 
     model = build_model(cfg)

@@ -144,14 +144,20 @@ def test_encoded_files_need_image_files():
 
 
 def test_bench_alexnet_and_bench_on_the_cpu(capsys):
-    from nattools.bench import bench_alexnet, run_bench, solvers
+    import importlib.util
+    from pathlib import Path
+    from nattools.bench import run_bench, solvers
+    spec = importlib.util.spec_from_file_location("gpu_check", Path(__file__).parents[2] / "bench" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    bench_alexnet = gpu_check.bench_alexnet
     cfg = nattools.TrainConfig(model="small", width=4, hidden=0, d=16, image_size=32)
     f = bench_alexnet(batch=8, repeats=1, device="cpu", cfg=cfg)
     assert f["device"].startswith("cpu") and f["fixed_step_s"] > 0
     for v in solvers():
         assert f[f"nat_{v}_over_fixed_time"] > 0 and len(f[f"split_{v}_ms"]) == 3
     args = argparse.Namespace(device="cpu", dataset="digits", batches=[16], repeats=2, trainer_steps=1,
-                              trainer_epochs=2, alexnet=False)
+                              trainer_epochs=2)
     f = run_bench(args)
     assert f["device"] == "cpu" and f["nat_over_fixed_b16"] > 0 and f["trainer_over_bare"] > 0
     assert "time split" in capsys.readouterr().out
