@@ -1,17 +1,10 @@
-"""The assignment: which target each sample predicts.
-
-NAT keeps a one-to-one table sample -> target and re-solves it batch by batch:
-for the b samples of a batch, the b targets they currently hold (plus, when
-there are more targets than samples, some free ones) are redistributed among
-them by the Hungarian algorithm so that sum_i <z_i, c_assigned(i)> is maximal.
-Each batch update can only lower the loss, costs O(b^3) instead of O(n^3), and
-keeps the table a permutation.
-
-Solvers (both exact): "scipy" (linear_sum_assignment, the reference) and "lap" (LAPJV from the
-optional package `lap`, 2-3x faster on 256 x 256 scores; square problems only, rectangular ones
-go to scipy). Each solve copies the (b, m) scores to the CPU once, and `solve(..., rows=True)`
-hands back the chosen targets' rows from the candidates it made (no second generation).
-"""
+"""The assignment: which target each sample predicts. NAT keeps a one-to-one table sample -> target and
+re-solves it batch by batch: the b targets a batch's samples hold (plus, when there are more targets than
+samples, some free ones) are redistributed among them by the Hungarian algorithm so that
+sum_i <z_i, c_assigned(i)> is maximal. Each batch update can only lower the loss, costs O(b^3) instead of
+O(n^3), and keeps the table a permutation. Solvers (both exact): "scipy" (linear_sum_assignment, the
+reference) and "lap" (LAPJV from the optional package `lap`, 2-3x faster on 256 x 256 scores; square
+problems only, rectangular ones go to scipy)."""
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -30,12 +23,9 @@ def lapjv(score: np.ndarray) -> np.ndarray:
 
 
 def batch_assignment(z: torch.Tensor, c: torch.Tensor, solver: str = "scipy") -> torch.LongTensor:
-    """z: (b, d) embeddings, c: (m, d) candidate targets, m >= b -> perm (b,) LongTensor.
-
-    perm holds b distinct indices into c and maximises sum_i <z_i, c[perm[i]]>
-    (for unit rows, the same as minimising sum_i ||z_i - c[perm[i]]||^2). The scores are
-    computed where z and c are (the GPU) and copied to the CPU once.
-    """
+    """z: (b, d) embeddings, c: (m, d) candidate targets, m >= b -> perm (b,): b distinct indices into c
+    that maximise sum_i <z_i, c[perm[i]]> (for unit rows, the same as minimising sum_i ||z_i - c[perm[i]]||^2).
+    The scores are computed where z and c are (the GPU) and copied to the CPU once."""
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
     if z.ndim != 2 or c.ndim != 2 or z.shape[1] != c.shape[1]:
@@ -52,10 +42,9 @@ def solve_scores(score: torch.Tensor, solver: str = "scipy") -> torch.LongTensor
         raise FloatingPointError("batch_assignment got non-finite embeddings or targets")
     if solver == "lap" and score.shape[0] == score.shape[1]:
         return torch.from_numpy(lapjv(score)).long()   # LAPJV's own column reduction: no reductions here
-    # Every sample gets exactly one target, so subtracting a constant from a row changes no
-    # optimum; when b = m every target is used once, so neither does a constant per column.
-    # The reduced costs un-tie the near-equal scores of look-alike embeddings (a network at
-    # initialisation), which scipy's solver then solves faster (bench: solve time per step).
+    # Every sample gets exactly one target, so subtracting a constant from a row changes no optimum; when
+    # b = m every target is used once, so neither does a constant per column. The reduced costs un-tie the
+    # near-equal scores of look-alike embeddings (a network at initialisation): scipy then solves faster.
     score -= score.max(1, keepdims=True)
     if score.shape[0] == score.shape[1]:
         score -= score.max(0, keepdims=True)
@@ -63,64 +52,26 @@ def solve_scores(score: torch.Tensor, solver: str = "scipy") -> torch.LongTensor
     return torch.from_numpy(cols).long()
 
 
-def greedy_assignment(z: torch.Tensor, c: torch.Tensor) -> torch.LongTensor:
-    """Greedy alternative: repeatedly take the best remaining (sample, target) pair.
-    O(b m log(b m)); a baseline for the chapter on the assignment, not optimal."""
-    score = (z.float() @ c.float().T)
-    order = torch.argsort(score.reshape(-1), descending=True)
-    b, m = score.shape
-    perm = torch.full((b,), -1, dtype=torch.long)
-    taken = torch.zeros(m, dtype=torch.bool)
-    left = b
-    for flat in order.tolist():
-        i, j = divmod(flat, m)
-        if perm[i] < 0 and not taken[j]:
-            perm[i], taken[j] = j, True
-            left -= 1
-            if left == 0:
-                break
-    return perm
-
-
-def sinkhorn_assignment(z: torch.Tensor, c: torch.Tensor, eps: float = 0.05, iters: int = 100) -> torch.LongTensor:
-    """Entropic (Sinkhorn) relaxation for square problems, rounded to a permutation
-    with the Hungarian algorithm on the transport plan. Fast on GPUs, approximate."""
-    if z.shape[0] != c.shape[0]:
-        raise ValueError("sinkhorn_assignment is written for square problems (b == m)")
-    logk = (z.float() @ c.float().T) / eps
-    for _ in range(iters):  # alternate row and column normalisation in log space
-        logk = logk - torch.logsumexp(logk, dim=1, keepdim=True)
-        logk = logk - torch.logsumexp(logk, dim=0, keepdim=True)
-    _, cols = linear_sum_assignment(logk.cpu().numpy(), maximize=True)
-    return torch.from_numpy(cols).long()
-
-
 class Assignment:
-    """The one-to-one table sample -> target, for n samples and k >= n targets.
-
-    `table[i]` is the target of sample i; `owner[j]` is the sample holding
-    target j, or -1 if target j is free (only when k > n). Lives in the main
-    process (data-loader workers never see it) and is updated identically on
-    every rank (see `apply`).
-    """
+    """The one-to-one table sample -> target, for n samples and k >= n targets: `table[i]` is the target of
+    sample i, `owner[j]` the sample holding target j, or -1 if it is free (only when k > n). Lives in the
+    main process (data-loader workers never see it), updated identically on every rank (see `apply`)."""
 
     def __init__(self, n: int, k: int, seed: int = 0, solver: str = "scipy"):
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; choose one of {SOLVERS}")
-        self.solver = solver
         if k < n:
             raise ValueError(f"NAT needs at least one target per sample: k={k} < n={n}; set k >= n")
-        self.n, self.k = n, k
+        self.solver, self.n, self.k = solver, n, k
         self.generator = torch.Generator().manual_seed(seed)
         self.table = torch.randperm(k, generator=self.generator)[:n].clone()  # (n,) random start
         self.owner = torch.full((k,), -1, dtype=torch.long)
         self.owner[self.table] = torch.arange(n)
 
     def candidates(self, idx: torch.Tensor, rank: int = 0, world: int = 1) -> torch.Tensor:
-        """Targets that the batch idx competes for: the ones it holds, then (k > n)
-        len(idx) free targets drawn at random. With several ranks every rank draws
-        the same world * len(idx) free targets and keeps its own slice, so no two
-        ranks can hand out the same free target in one step."""
+        """Targets that the batch idx competes for: the ones it holds, then (k > n) len(idx) free targets
+        drawn at random. With several ranks every rank draws the same world * len(idx) free targets and
+        keeps its own slice, so no two ranks can hand out the same free target in one step."""
         held = self.table[idx]
         if self.k == self.n:
             return held
@@ -130,9 +81,9 @@ class Assignment:
         return torch.cat([held, free[pick[rank * b:(rank + 1) * b]]])
 
     def solve(self, idx: torch.Tensor, z: torch.Tensor, targets, rank: int = 0, world: int = 1, rows: bool = False):
-        """The batch's best targets without changing the table: idx (b,) sample ids,
-        z (b, d) embeddings, targets a TargetStore or (k, d) tensor -> new targets (b,);
-        rows=True -> (new targets, their rows (b, d) on z's device, taken from the candidates)."""
+        """The batch's best targets without changing the table: idx (b,) sample ids, z (b, d) embeddings,
+        targets a TargetStore or (k, d) -> new targets (b,); rows=True -> (them, their rows (b, d) on z's
+        device, taken from the candidates: no second generation)."""
         cand = self.candidates(idx.cpu(), rank, world)
         c = targets[cand].to(z.device)                                   # (m, d), made once
         perm = batch_assignment(z, c, self.solver)
@@ -143,8 +94,7 @@ class Assignment:
         return self.apply(idx.cpu(), self.solve(idx, z, targets))
 
     def apply(self, idx: torch.Tensor, new: torch.Tensor) -> int:
-        """Give target new[i] to sample idx[i]; returns how many samples changed target.
-        Raises if the result would not be one-to-one."""
+        """Give target new[i] to sample idx[i] -> how many samples changed target; raises unless one-to-one."""
         old = self.table[idx]
         if len(torch.unique(new)) != len(new):
             raise RuntimeError("assignment update gives one target to two samples")
@@ -157,8 +107,7 @@ class Assignment:
         return int((old != new).sum())
 
     def state_dict(self) -> dict:
-        return {"n": self.n, "k": self.k, "table": self.table.clone(),
-                "generator": self.generator.get_state()}
+        return {"n": self.n, "k": self.k, "table": self.table.clone(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         if (state["n"], state["k"]) != (self.n, self.k):

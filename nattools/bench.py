@@ -1,12 +1,8 @@
-"""Benchmarks that print ratios measured in one run (never timed unit tests).
-
-(a) The NAT step (forward, batch assignment, loss, backward, SGD) against the same step with
-    fixed targets: the price of learning the assignment.
-(b) The trainer's images/s end to end (data, augmentation, logging, checkpoints) against a bare
-    loop of the same steps on tensors already in memory.
-Every part runs on one device, --device (default: the GPU if there is one). The full-scale step
-(AlexNet, 224 px, d = 4096, bf16) is timed by bench/gpu_check.sh on a GPU machine.
-"""
+"""Benchmarks that print ratios measured in one run (never timed unit tests): (a) the NAT step (forward,
+batch assignment, loss, backward, SGD) against the same step with fixed targets, the price of learning
+the assignment; (b) the trainer's images/s end to end (data, augmentation, logging, checkpoints) against
+a bare loop of the same steps on tensors in memory. Every part runs on --device (default: the GPU if
+there is one); the full-scale step (AlexNet, 224 px, d = 4096, bf16) is timed by bench/gpu_check.sh."""
 import statistics
 import tempfile
 import time
@@ -48,25 +44,22 @@ def median_ci(ratios: torch.Tensor, draws: int = 2000) -> tuple:
 
 
 def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: torch.Tensor = None):
-    """-> step(reassign: bool, split=False) -> seconds for one forward/assign/loss/backward/SGD step
-    of cfg's model (the trainer's own `nat_step`); n targets (default 8 batches). Each step's batch
-    is drawn from `images` ((N, 3, L, L) uint8, augmented as in training, outside the timed part)
-    or, without them, is one fixed random (batch, 3, S, S) tensor. step.solve_s lists the seconds
-    each reassigning step spent solving and applying the assignment (on a GPU it also waits for the
-    forward pass, since the solver reads the scores on the CPU). split=True synchronises after the
-    forward pass and after `nat_step` too, and appends (forward, nat_step, backward + SGD) seconds
-    to step.split[reassign]. step.assignment.solver picks the solver."""
+    """-> step(reassign: bool, split=False) -> seconds of one forward/assign/loss/backward/SGD step of cfg's
+    model (the trainer's own `nat_step`), n targets (default 8 batches), each batch drawn from `images`
+    ((N,3,L,L) uint8, augmented outside the timed part) or one fixed random (batch,3,S,S) tensor.
+    step.solve_s: each reassigning step's seconds solving and applying the assignment (on a GPU it also
+    waits for the forward pass: the solver reads the scores on the CPU). split=True also syncs after the
+    forward pass and `nat_step`, and appends (forward, nat_step, backward + SGD) seconds to
+    step.split[reassign]. step.assignment.solver picks the solver."""
     device = default_device(device)
-    cuda = device.startswith("cuda")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     n = n or 8 * batch
     targets, assignment = TargetStore(n, cfg.d, cfg.seed).to(device), Assignment(n, n, cfg.seed)
-    step_split = {True: [], False: []}
     x = torch.rand(batch, 3, cfg.image_size, cfg.image_size, device=device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    bf16 = cfg.bf16 and cuda  # bf16 autocast on GPUs only; the CPU path stays the fp32 reference
+    bf16 = cfg.bf16 and device.startswith("cuda")  # bf16 autocast on GPUs only; the CPU path stays the fp32 reference
 
     def step(reassign: bool, split: bool = False) -> float:
         nonlocal x
@@ -94,20 +87,17 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: t
             step.split[reassign].append([b - a for a, b in zip(t, t[1:])])
         return t[-1] - t[0]
 
-    step.solve_s, step.split, step.assignment = [], step_split, assignment
+    step.solve_s, step.split, step.assignment = [], {True: [], False: []}, assignment
     return step
 
 
 def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.Tensor = None,
                  device: str = "cpu") -> dict:
-    """A NAT step against a fixed-target step, measured two ways.
-
-    direct: NAT and fixed steps alternate in ABBA order (linear drifts of the machine cancel),
-    and each pair gives a ratio; -> its median and a bootstrap 95% interval of that median.
-    On a shared 2-core machine single steps scatter by +-10-20%, so the interval is wide.
-    parts: the two steps run the same code except the assignment's solve-and-apply, which is
-    timed inside every NAT step; -> (fixed + solve) / fixed from their medians, a far less
-    noisy estimate of the same ratio. `images`: real training images (see nat_step_timer)."""
+    """A NAT step against a fixed-target step, two ways. direct: the two alternate in ABBA order (linear
+    drifts of the machine cancel) and each pair gives a ratio -> its median and a bootstrap 95% interval
+    (wide: on a shared 2-core machine single steps scatter by +-10-20%). parts: the steps differ only in
+    the assignment's solve-and-apply, timed inside every NAT step -> (fixed + solve) / fixed from their
+    medians, a far less noisy estimate of the same ratio. `images`: real training images (see nat_step_timer)."""
     step = nat_step_timer(cfg, batch, device=device, n=4 * batch, images=images)
     step(True), step(False)  # warm-up
     step.solve_s.clear()
@@ -124,33 +114,27 @@ def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.
 
 
 def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4, device: str = "cpu") -> dict:
-    """The real trainer (loader, augmentation, assignment, logging, checkpoints) on `steps`
-    batches per epoch, with one bare step run after each of its steps (from `on_step`): the
-    two alternate step by step, so drifts of the machine hit both alike. The first epoch is a
-    warm-up; a trainer step's time runs from the end of the previous bare step, so epoch ends
-    (checkpoint, log) count too. -> seconds per step of each, and trainer img/s / bare img/s
-    (from their sums; per-step ratios: median and bootstrap 95% interval)."""
+    """The real trainer (loader, augmentation, assignment, logging, checkpoints) on `steps` batches per
+    epoch, with one bare step run after each of its steps (from `on_step`): the two alternate, so drifts
+    of the machine hit both alike. The first epoch is a warm-up; a trainer step's time runs from the end
+    of the previous bare step, so epoch ends (checkpoint, log) count too. -> seconds per step of each,
+    and trainer img/s / bare img/s (from their sums; per-step ratios: median and bootstrap 95% interval)."""
     step = nat_step_timer(cfg, cfg.batch_size, device)  # the bare step: fixed targets, tensors in memory
-
-    def bare() -> float:
-        return step(False)
-    bare(), bare()  # warm-up
+    step(False), step(False)  # warm-up
     trainer_s, bare_s, last = [], [], [0.0]
 
     def on_step(global_step, loss):
         if global_step > steps:
             trainer_s.append(time.perf_counter() - last[0])
-            bare_s.append(bare())
+            bare_s.append(step(False))
         last[0] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as out:
         run = TrainConfig(**{**cfg.__dict__, "limit": steps * cfg.batch_size, "epochs": epochs, "out": out,
-                             "name": "bench", "resume": False, "eval_knn": False,
-                             "device": device})
+                             "name": "bench", "resume": False, "eval_knn": False, "device": device})
         train(run, on_step=on_step, command="bench")
     median, ci = median_ci(torch.tensor(bare_s) / torch.tensor(trainer_s))
-    return {"trainer_s": trainer_s, "bare_s": bare_s, "ratio": sum(bare_s) / sum(trainer_s),
-            "median": median, "ci": ci}
+    return {"trainer_s": trainer_s, "bare_s": bare_s, "ratio": sum(bare_s) / sum(trainer_s), "median": median, "ci": ci}
 
 
 def run_bench(args) -> dict:

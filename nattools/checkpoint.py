@@ -1,11 +1,7 @@
-"""Checkpoints and results on disk: atomic writes, readable errors, resume checks, provenance.
-
-A run's whole state lives in one checkpoint (config, model, optimiser, assignment table,
-position, history). Every write goes to a temporary file of this process and is renamed into
-place, so a kill mid-save keeps the previous file and two processes never share a temporary.
-A lock per run name keeps a second process off a run that is going on; the operating system
-drops it when the process dies, so a killed run never leaves it stuck.
-"""
+"""Checkpoints and results on disk: atomic writes, readable errors, resume checks, provenance. Every write
+goes to a temporary file of this process and is renamed into place, so a kill mid-save keeps the previous
+file and two processes never share a temporary. A lock per run name keeps a second process off a run that
+is going on; the operating system drops it when the process dies, so a killed run never leaves it stuck."""
 import hashlib
 import os
 import pickle
@@ -29,12 +25,12 @@ class RunLocked(UsageError):
 
 
 def _tmp(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)  # raises if a part of it is a file
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
 def save_atomic(obj, path: Path) -> None:
     """torch.save to a temporary file of this process, flushed to disk, then renamed over path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
     with open(tmp, "wb") as f:
         torch.save(obj, f)
@@ -45,15 +41,13 @@ def save_atomic(obj, path: Path) -> None:
 
 def write_text_atomic(text: str, path: Path) -> None:
     """The same for the JSON results and logs: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
 def read_state(path, device: str = "cpu") -> dict:
-    """A checkpoint's dict, or CheckpointError naming the file and the problem.
-    weights_only=True: loading never runs code from the file."""
+    """A checkpoint's dict, or CheckpointError naming the file and the problem (loading runs no code)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}" + (" (that is a folder)" if path.is_dir() else ""))
@@ -131,7 +125,6 @@ def check_writable(folder: Path) -> None:
     folder = Path(folder)
     for sub in (folder / "checkpoints", folder / "results"):
         try:
-            sub.mkdir(parents=True, exist_ok=True)
             probe = _tmp(sub / "write-probe")
             probe.write_bytes(b"")
             probe.unlink()
@@ -143,12 +136,11 @@ def check_writable(folder: Path) -> None:
 
 
 class RunLock:
-    """with RunLock(cfg.checkpoint_path): one process at a time per run (fcntl.flock on NAME.lock).
-    Where fcntl is missing (Windows) it does nothing."""
+    """with RunLock(cfg.checkpoint_path): one process at a time per run (fcntl.flock on NAME.lock; no-op
+    where fcntl is missing: Windows)."""
 
     def __init__(self, checkpoint: Path):
-        self.path = Path(checkpoint).with_suffix(".lock")
-        self.file = None
+        self.path, self.file = Path(checkpoint).with_suffix(".lock"), None
 
     def __enter__(self):
         try:

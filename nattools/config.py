@@ -1,12 +1,7 @@
-"""TrainConfig: every setting of a run, its role, its allowed values, and the named presets.
-
-Each field says once what it is (`help`), what it may be (`choices` or a `check` with its
-`rule`) and its role:
-- "network": builds the model (a checkpoint is rebuilt from these);
-- "recipe": changes what is trained (data, objective, optimiser, schedule, seed);
-- "run": where and how a run goes (names, folders, devices, checkpoints): free to change on resume.
-The command line's options and help, the validation and the resume check all read them.
-"""
+"""TrainConfig and the named presets. Each setting says once what it is (`help`), what it may be
+(`choices`, or a `check` and its `rule`) and its role: "network" builds the model (a checkpoint is
+rebuilt from these), "recipe" changes what is trained, "run" (names, folders, devices, checkpoints)
+may change on resume. The command line, the validation and the resume check all read them."""
 import dataclasses
 import math
 import re
@@ -37,7 +32,7 @@ def _opt(default, role: str, help: str, choices=None, check=None, rule: str = ""
 
 
 def _finite(lo, hi, lo_open=False, hi_open=False):
-    """A check that a number is finite and lies between lo and hi (None: unbounded)."""
+    """A check: finite and between lo and hi (None: unbounded)."""
     def ok(v):
         return (math.isfinite(v) and (lo is None or (v > lo if lo_open else v >= lo))
                 and (hi is None or (v < hi if hi_open else v <= hi)))
@@ -46,9 +41,8 @@ def _finite(lo, hi, lo_open=False, hi_open=False):
 
 @dataclass
 class TrainConfig:
-    """Defaults are the scaled-down CIFAR-10 recipe (small net, 32 px, Sobel), tuned on the
-    validation split (data/results/tuning/README.md), sized to train on all 50,000 images within
-    75 minutes on a 2-core CPU."""
+    """Defaults: the scaled-down CIFAR-10 recipe (small net, 32 px, Sobel), tuned on the validation split
+    (data/results/recipe/README.md); all 50,000 images train in about 80 minutes on this 2-core CPU."""
     name: str = _opt("", "run", "run name: files OUT/checkpoints/NAME.pt and OUT/results/NAME.json "
                      "(default: DATASET_nat)", check=lambda v: v == "" or bool(NAME_RULE.fullmatch(v)),
                      rule="letters, digits, '.', '_' and '-', not starting with '.', no '/'")
@@ -56,9 +50,8 @@ class TrainConfig:
     data_root: str = _opt("", "run", "folder of the data (default: $NATTOOLS_DATA or ~/.cache/nattools); "
                           "imagefolder: <class>/<image> folders, train/ (+ val/), or a flat folder of images")
     download: bool = _opt(False, "run", "let torchvision download the dataset (needs internet)")
-    val_fraction: float = _opt(0.1, "recipe", "share of the training images held out for validation "
-                               "(where the dataset has no official split)", check=_finite(0, 1, hi_open=True),
-                               rule="in [0, 1)")
+    val_fraction: float = _opt(0.1, "recipe", "share of the training images held out for validation (where the "
+                               "dataset has no official split)", check=_finite(0, 1, hi_open=True), rule="in [0, 1)")
     limit: int = _opt(0, "recipe", "train on this many images drawn with a fixed seed (0 = all)",
                       check=lambda v: v >= 0, rule=">= 0")
     model: str = _opt("small", "network", "small: 32-96 px net that trains on a CPU; alexnet: the paper's",
@@ -92,9 +85,8 @@ class TrainConfig:
                            check=lambda v: 2 <= v <= 65536, rule="in [2, 65536]")
     lr: float = _opt(0.05, "recipe", "SGD learning rate", check=_finite(0, 10, lo_open=True), rule="in (0, 10]")
     momentum: float = _opt(0.9, "recipe", "SGD momentum", check=_finite(0, 1, hi_open=True), rule="in [0, 1)")
-    ema: float = _opt(0.0, "recipe", "keep a moving average of the weights with this decay per step "
-                      "(0 = off); the average is then the run's result", check=_finite(0, 1, hi_open=True),
-                      rule="in [0, 1)")
+    ema: float = _opt(0.0, "recipe", "keep a moving average of the weights with this decay per step (0 = off); "
+                      "the average is then the run's result", check=_finite(0, 1, hi_open=True), rule="in [0, 1)")
     weight_decay: float = _opt(2e-3, "recipe", "SGD weight decay", check=_finite(0, 1), rule="in [0, 1]")
     schedule: str = _opt("cosine", "recipe", "learning rate over the run: cosine decay to 0, or constant",
                          choices=SCHEDULES)
@@ -167,12 +159,7 @@ class TrainConfig:
         return self
 
 
-def role_of(name: str) -> str:
-    return TrainConfig.__dataclass_fields__[name].metadata["role"]
-
-
 def fields_with_role(*roles: str) -> tuple:
-    """Names of the fields with these roles, in declaration order."""
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["role"] in roles)
 
 
@@ -184,14 +171,11 @@ def from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in values.items() if k in DEFAULTS})
 
 
-# Named recipes; command-line options override them.
-# imagenet: the paper's setting (Bojanowski & Joulin, ICML 2017, arXiv:1704.05310, and its code):
-# AlexNet with batch norm on Sobel-filtered grey images, 224 px crops, SGD, batch 256, the
-# assignment re-solved every 3 epochs, d = 4096. Ours, not the paper's: epochs, lr 0.05 with a
-# cosine schedule, crop scale, bf16. batch_size is per process: on 8 GPUs, --batch_size 32 keeps
-# the paper's 256 images per step, but then each assignment problem has only 32 images
-# (chapter 3: smaller problems move the targets less well).
-# stl10 is not in the paper: the small net at 96 px on the 100,000 unlabeled images, our recipe.
+# Named recipes; command-line options override them. imagenet: the paper's setting (Bojanowski & Joulin,
+# ICML 2017, arXiv:1704.05310, and its code); ours, not the paper's: epochs, lr 0.05 with a cosine
+# schedule, crop scale, bf16. batch_size is per process: on 8 GPUs --batch_size 32 keeps the paper's 256
+# images per step, but each assignment problem then has only 32 images (chapter 3: smaller problems move
+# the targets less well). stl10 is not in the paper: the small net at 96 px on the 100,000 unlabeled images.
 PRESETS = {
     "cifar10": {},
     "digits": {"dataset": "digits", "epochs": 6, "batch_size": 128, "workers": 0, "crop_min": 0.5},

@@ -1,11 +1,7 @@
-"""Datasets that return (image, label, index), and the transforms NAT trains with.
-
-Where data comes from, in order: the folder in $NATTOOLS_DATA (default
-~/.cache/nattools), holding `cifar10-jpg/train/<class>/*.jpg` or torchvision's
-`cifar-10-batches-py`; torchvision's download (on a connected machine); and,
-offline, scikit-learn's bundled digits. The index lets the trainer look up each
-sample's target; labels are only ever used by evaluation and baselines.
-"""
+"""Datasets that return (image, label, index), and the transforms NAT trains with. The index lets the
+trainer look up each sample's target; labels are only used by evaluation and baselines. Data comes from
+$NATTOOLS_DATA (default ~/.cache/nattools: `cifar10-jpg/train/<class>/*.jpg` or torchvision's
+`cifar-10-batches-py`), else torchvision's download, else (offline) scikit-learn's bundled digits."""
 import os
 import socket
 import zlib
@@ -17,10 +13,9 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
-from .config import UsageError
+from .config import DATASETS, UsageError
 
 PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"  # the project's checkpoints/ and results/
-DATASETS = ("cifar10", "digits", "imagefolder", "stl10")
 SPLITS = ("train", "val")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -31,7 +26,6 @@ SHARED_HINT = ("get it with: mkdir -p ~/.cache/nattools && tar -xzf "
 
 
 def data_root() -> Path:
-    """The project's data folder: $NATTOOLS_DATA, else ~/.cache/nattools."""
     return Path(os.environ.get("NATTOOLS_DATA") or Path.home() / ".cache" / "nattools").expanduser()
 
 
@@ -40,7 +34,6 @@ class BadImage(UsageError, ValueError):
 
 
 def load_image(path: str) -> Image.Image:
-    """Open an image as RGB, naming the file if it cannot be decoded."""
     try:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
@@ -67,8 +60,7 @@ class FlatFolder(Dataset):
 
 
 def image_folder(folder):
-    """An ImageFolder tree (<class>/<image>), or a flat folder of unlabelled images, with errors
-    that say what is wrong."""
+    """An ImageFolder tree (<class>/<image>) or a flat folder of unlabelled images; errors say what is wrong."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"data folder {folder} does not exist; point --data_root at a folder of images, "
@@ -93,9 +85,7 @@ class Digits(Dataset):
         from sklearn.datasets import load_digits
         d = load_digits()
         self.images = (d.images * (255.0 / 16.0)).astype(np.uint8)   # (1797, 8, 8)
-        self.targets = d.target.tolist()
-        self.classes = [str(i) for i in range(10)]
-        self.size = size
+        self.targets, self.classes, self.size = d.target.tolist(), [str(i) for i in range(10)], size
 
     def __len__(self):
         return len(self.targets)
@@ -116,29 +106,17 @@ def carve(ds, split: str, val_fraction: float, seed: int = 0):
     return sub
 
 
-def _cifar_torchvision(root: Path, train: bool, download: bool):
-    try:
-        return datasets.CIFAR10(str(root), train=train, download=download)
-    except RuntimeError as e:  # "Dataset not found or corrupted"
-        raise FileNotFoundError(f"CIFAR-10 not found under {root}: {SHARED_HINT}") from e
-
-
 def has_official_test(root=None) -> bool:
-    """True when CIFAR-10 comes from torchvision's copy (val = the official test split),
-    False for the JPEG folder (val is carved out of train)."""
+    """CIFAR-10 is torchvision's copy (val = the official test split), not the JPEG folder (val carved)."""
     base = Path(root).expanduser() if root else data_root()
     return not (base / "cifar10-jpg" / "train").is_dir()
 
 
 def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, download: bool = False):
-    """The base dataset (PIL image, label) for a name and split.
-
-    cifar10: the JPEG ImageFolder copy (val carved out of train with a fixed
-    seed) if present, else torchvision's copy (val = the official test split).
-    imagefolder: root/train and root/val if present (ImageNet), else root
-    itself with a carved val split. digits: carved val split. stl10: the
-    unlabeled split for training, its labelled train split for 'val'.
-    """
+    """The base dataset (PIL image, label) for a name and split. cifar10: the JPEG ImageFolder copy (val
+    carved out of train with a fixed seed) if present, else torchvision's (val = the official test split).
+    imagefolder: root/train and root/val (ImageNet), else root with a carved val split. digits: a carved
+    val split. stl10: the unlabeled split for training, its labelled train split for 'val'."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
     if split not in SPLITS:
@@ -149,7 +127,10 @@ def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, 
     if name == "cifar10":
         if not has_official_test(base):
             return carve(image_folder(base / "cifar10-jpg" / "train"), split, val_fraction)
-        return _cifar_torchvision(base, split == "train", download)
+        try:
+            return datasets.CIFAR10(str(base), train=split == "train", download=download)
+        except RuntimeError as e:  # "Dataset not found or corrupted"
+            raise FileNotFoundError(f"CIFAR-10 not found under {base}: {SHARED_HINT}") from e
     if name == "stl10":
         try:
             return datasets.STL10(str(base), split="unlabeled" if split == "train" else "train", download=download)
@@ -165,8 +146,7 @@ def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, 
 
 
 def default_dataset(verbose: bool = True, download_timeout: float = 10.0) -> str:
-    """The book's dataset: CIFAR-10 where it can be had (local copy, then
-    torchvision's download), else scikit-learn's digits. Says which it chose."""
+    """The book's dataset: CIFAR-10 where it can be had (local copy, then download), else the digits."""
     root = data_root()
     found = (root / "cifar10-jpg" / "train").is_dir() or (root / "cifar-10-batches-py").is_dir()
     how = f"found under {root}"
@@ -188,43 +168,31 @@ def default_dataset(verbose: bool = True, download_timeout: float = 10.0) -> str
 
 
 def load_size(image_size: int) -> int:
-    """Side of the stored training images: the crop size itself for small images,
-    8/7 of it (ImageNet's 256 for 224) above 64 px."""
+    """Side of the stored training images: the crop size up to 64 px, 8/7 of it above (ImageNet's 256 for 224)."""
     return image_size if image_size <= 64 else image_size * 8 // 7
 
 
 def eval_transform(size: int = 32):
     """Deterministic: resize the short side to load_size(size), centre crop, float in [0, 1]."""
-    return transforms.Compose([
-        transforms.Resize(load_size(size), antialias=True),
-        transforms.CenterCrop(size),
-        transforms.ToTensor(),
-    ])
+    return transforms.Compose([transforms.Resize(load_size(size), antialias=True), transforms.CenterCrop(size),
+                               transforms.ToTensor()])
 
 
 def stored_transform(size: int = 32):
     """Training images as stored before augmentation: (3, L, L) uint8, L = load_size(size)."""
-    return transforms.Compose([
-        transforms.Resize(load_size(size), antialias=True),
-        transforms.CenterCrop(load_size(size)),
-        transforms.PILToTensor(),
-    ])
+    return transforms.Compose([transforms.Resize(load_size(size), antialias=True),
+                               transforms.CenterCrop(load_size(size)), transforms.PILToTensor()])
 
 
 def augment(x: torch.Tensor, size: int, crop_min: float = 0.5, generator: torch.Generator = None,
             jitter: float = 0.0) -> torch.Tensor:
-    """Random resized crop + horizontal flip (+ brightness and contrast jitter) for a whole batch at once.
-
-    x: (B,3,L,L) uint8 or float in [0,1] -> (B,3,size,size) float in [0,1].
-    As torchvision's RandomResizedCrop(scale=(crop_min, 1), ratio=(3/4, 4/3)) and
-    RandomHorizontalFlip, but one affine resampling for the batch instead of a
-    Python call per image: on 2 CPU cores per-image transforms cost a fifth of
-    a training step, this costs about 1%. `generator` makes it reproducible.
-    jitter > 0 then scales each image's brightness and its contrast by factors drawn
-    from [1 - jitter, 1 + jitter], as ColorJitter(brightness=jitter, contrast=jitter):
-    both scale the Sobel gradients, so an image's own contrast stops being a cue
-    that singles it out.
-    """
+    """Random resized crop + horizontal flip (+ brightness and contrast jitter) for a whole batch at once:
+    x (B,3,L,L) uint8 or float in [0,1] -> (B,3,size,size) float in [0,1]. As torchvision's
+    RandomResizedCrop(scale=(crop_min, 1), ratio=(3/4, 4/3)) and RandomHorizontalFlip, but one affine
+    resampling for the batch: on 2 CPU cores per-image transforms cost a fifth of a step, this about 1%.
+    `generator` makes it reproducible. jitter > 0 scales each image's brightness and contrast by factors
+    from [1 - jitter, 1 + jitter], as ColorJitter: both scale the Sobel gradients, so an image's own
+    contrast stops being a cue that singles it out."""
     if x.dtype == torch.uint8:
         x = x.float().div_(255)
     b, dev = x.shape[0], x.device
@@ -239,8 +207,7 @@ def augment(x: torch.Tensor, size: int, crop_min: float = 0.5, generator: torch.
     theta = torch.zeros(b, 2, 3, device=dev)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
     grid = torch.nn.functional.affine_grid(theta, (b, x.shape[1], size, size), align_corners=False)
-    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
-                                        align_corners=False)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if jitter > 0:  # drawn after the crops, so jitter=0 leaves every earlier draw as it was
         f = 1 + (torch.rand(b, 2, generator=generator, device=gdev).to(dev) * 2 - 1) * jitter  # (B,2)
         x = (x * f[:, 0].view(b, 1, 1, 1)).clamp_(0, 1)                                   # brightness
@@ -263,10 +230,9 @@ def subset(ds, limit: int, seed: int = 0):
 
 def sample(name: str, n: int, split: str = "train", seed: int = 0, size: int = 32, root=None,
            val_fraction: float = 0.1, limit: int = 0):
-    """n images of a split drawn with a fixed seed (from the `limit` images a run trained on, when
-    it used --limit), through the deterministic eval transform -> x (n,3,size,size) in [0,1],
-    labels (n,), idx (n,) (positions in the set the trainer indexes: rows of its assignment
-    table, for the training split), class names."""
+    """n images of a split drawn with a fixed seed (of the `limit` images a run trained on, with --limit),
+    through the eval transform -> x (n,3,size,size) in [0,1], labels (n,), idx (n,) (positions in the set
+    the trainer indexes: rows of its assignment table, for the training split), class names."""
     base = load(name, split, root, val_fraction)
     if limit:
         base = subset(base, limit)
@@ -303,8 +269,7 @@ class Indexed(Dataset):
 
 
 class InMemory(Dataset):
-    """A dataset of (x, label, index) decoded once into one tensor: for CIFAR-size
-    data (25,000 x 3 x 32 x 32 uint8 = 77 MB) a batch is then a tensor index."""
+    """(x, label, index) decoded once into one tensor (25,000 CIFAR images: 77 MB): a batch is then a tensor index."""
 
     def __init__(self, dataset, workers: int = 0, desc: str = "decoding images", progress: bool = True):
         from tqdm.auto import tqdm
@@ -323,9 +288,8 @@ class InMemory(Dataset):
 
 
 class EncodedFiles(Dataset):
-    """An image folder's files as (their bytes, a 1-D uint8 tensor, label, index): the loader's
-    workers only read files, and `decode_batch` decodes them on the training device (nvJPEG on a
-    GPU) at load_size(size), as stored_transform does."""
+    """An image folder's files as (their bytes (1-D uint8), label, index): the workers only read files, and
+    `decode_batch` decodes them on the training device at load_size(size), as stored_transform does."""
 
     def __init__(self, base, size: int):
         def files(ds):
@@ -420,10 +384,9 @@ def decoded_batches(loader, size: int, device="cpu", ahead: int = 2):
 
 
 def batches(ds, sampler, batch_size: int, workers: int = 0, device: str = "cpu"):
-    """Full batches (x (B,3,L,L) uint8 on `device`, labels (B,), idx (B,)) in the sampler's order.
-    An InMemory set is indexed as one tensor (wherever it lives, the GPU too): no per-sample
-    calls and no workers, which would cost a GPU step several times over. EncodedFiles: the
-    workers read the files, and `decode_batch` decodes them on `device`."""
+    """Full batches (x (B,3,L,L) uint8 on `device`, labels (B,), idx (B,)) in the sampler's order. An
+    InMemory set is indexed as one tensor (wherever it lives): no per-sample calls and no workers, which
+    would cost a GPU step several times over. EncodedFiles: workers read files, `decode_batch` decodes."""
     if isinstance(ds, EncodedFiles):
         loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=True,
                                              num_workers=workers, collate_fn=collate_encoded)
@@ -445,8 +408,7 @@ def training_set(base, image_size: int, workers: int = 0, cache_bytes: float = 2
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """A shuffle fixed by (seed, epoch), this rank's share of it (as
-    DistributedSampler), starting at sample `start` (for resuming mid-epoch)."""
+    """A shuffle fixed by (seed, epoch), this rank's share (as DistributedSampler), from `start` (resuming)."""
 
     def __init__(self, n: int, seed: int, epoch: int, rank: int = 0, world: int = 1, start: int = 0):
         self.n, self.seed, self.epoch, self.rank, self.world, self.start = n, seed, epoch, rank, world, start

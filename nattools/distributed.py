@@ -1,9 +1,7 @@
-"""Several processes (torchrun): ranks, gathers, and checks that every rank agrees.
-
-Every rank runs the same trainer on its share of each epoch's shuffle. Gradients are averaged
-by DistributedDataParallel; the sample -> target table is updated identically on every rank,
-from the gathered batch assignments, and checked to agree at the start and the end.
-"""
+"""Several processes (torchrun): ranks, gathers, and checks that every rank agrees. Every rank runs the
+same trainer on its share of each epoch's shuffle. Gradients are averaged by DistributedDataParallel;
+the sample -> target table is updated identically on every rank, from the gathered batch assignments,
+and checked to agree at the start and the end."""
 import contextlib
 import hashlib
 import os

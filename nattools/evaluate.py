@@ -19,8 +19,7 @@ from .models import FrontEnd, build_model
 @torch.no_grad()
 def embed(model, x: torch.Tensor, batch: int = 256, batch_stats: bool = False) -> torch.Tensor:
     """(N,3,H,W) images -> (N,d) unit rows, in batches, in eval mode (the model's mode is restored).
-    batch_stats=True: BatchNorm normalises with each batch's own statistics, as in training
-    (on a copy, so the model's running statistics are left alone)."""
+    batch_stats=True: BatchNorm uses each batch's own statistics, as in training (on a copy of the model)."""
     if batch_stats:
         model = copy.deepcopy(model).eval()
         for m in model.modules():
@@ -43,10 +42,9 @@ def initial_model(cfg):
 
 
 def random_init(cfg, data, batches: int = 20, device: str = "cpu"):
-    """The random-init twin of a run: its network at initialisation, with BatchNorm statistics
-    re-estimated on `data` (a dataset of (x, label, index), or a (N,3,H,W) tensor of images);
-    otherwise they are initialisation's meaningless 0 and 1. The baseline that tells what
-    training added."""
+    """The random-init twin of a run, the baseline that tells what training added: its network at
+    initialisation, with BatchNorm statistics re-estimated on `data` (a dataset of (x, label, index), or a
+    (N,3,H,W) tensor of images); otherwise they are initialisation's meaningless 0 and 1."""
     if torch.is_tensor(data):
         data = torch.utils.data.TensorDataset(data, torch.zeros(len(data)), torch.arange(len(data)))
     return reestimate_bn(initial_model(cfg), data, batches=batches, batch_size=min(256, len(data)),
@@ -56,9 +54,8 @@ def random_init(cfg, data, batches: int = 20, device: str = "cpu"):
 @torch.no_grad()
 def extract(model, dataset, pool: int = 2, batch_size: int = 256, workers: int = 0,
             device: str = "cpu", progress: bool = False):
-    """Frozen features of a dataset of (x, label, index), in one pass:
-    -> embeddings (N, d) (unit rows, model.embed), features (N, C*pool*pool)
-    (the last conv map average-pooled to pool x pool), labels (N,)."""
+    """Frozen features of a dataset of (x, label, index), in one pass -> embeddings (N, d) (model.embed),
+    features (N, C*pool*pool) (the last conv map average-pooled to pool x pool), labels (N,)."""
     model.eval().to(device)
     embs, feats, labels = [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
@@ -72,8 +69,7 @@ def extract(model, dataset, pool: int = 2, batch_size: int = 256, workers: int =
 
 @torch.no_grad()
 def reestimate_bn(model, dataset, batches: int = 20, batch_size: int = 256, device: str = "cpu", seed: int = 0):
-    """Recompute BatchNorm running statistics on training images (for a randomly
-    initialised baseline, whose running stats are otherwise meaningless)."""
+    """Recompute BatchNorm running statistics on training images (see random_init)."""
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
@@ -122,51 +118,10 @@ def linear_probe(train_x, train_y, test_x, test_y, epochs: int = 30, lr: float =
         return float((clf(test_x).argmax(1) == test_y).float().mean())
 
 
-def conv_blocks(model, x: torch.Tensor) -> list:
-    """(B,3,H,W) -> the output of every conv block of model.trunk (after its ReLU),
-    [(B,C1,h1,w1), ..., (B,C5,h5,w5)]: what a probe per layer reads."""
-    outs, h = [], model.front(x)
-    for layer in model.trunk:
-        h = layer(h)
-        if isinstance(layer, nn.ReLU):
-            outs.append(h)
-    return outs
-
-
-@torch.no_grad()
-def extract_layers(model, dataset, dims: int = 2048, batch_size: int = 256, device: str = "cpu",
-                   progress: bool = False):
-    """Frozen features of every conv block, each average-pooled to a p x p grid with
-    C*p*p close to `dims` (so early, narrow layers are not judged on a few numbers;
-    the usual per-layer protocol resizes each layer to a similar size)
-    -> ([(N, C_l*p_l*p_l) per block], labels (N,), [p_l per block])."""
-    model.eval().to(device)
-    feats, labels, grids = None, [], None
-    loader = DataLoader(dataset, batch_size=batch_size)
-    for x, y, _ in tqdm(loader, desc="extracting layers", disable=not progress, leave=False):
-        blocks = conv_blocks(model, x.to(device))
-        if grids is None:
-            grids = [max(1, min(b.shape[-1], round((dims / b.shape[1]) ** 0.5))) for b in blocks]
-            feats = [[] for _ in blocks]
-        for f, b, p in zip(feats, blocks, grids):
-            f.append(F.adaptive_avg_pool2d(b, p).flatten(1).float().cpu())
-        labels.append(torch.as_tensor(y))
-    return [torch.cat(f) for f in feats], torch.cat(labels), grids
-
-
-def probe_layers(model, train, val, dims: int = 2048, epochs: int = 30, device: str = "cpu") -> list:
-    """Linear-probe accuracy on the validation set for every conv block (see extract_layers)."""
-    ftr, ytr, grids = extract_layers(model, train, dims, device=device)
-    fva, yva, _ = extract_layers(model, val, dims, device=device)
-    return [{"layer": i + 1, "grid": p, "dims": a.shape[1], "linear": linear_probe(a, ytr, b, yva, epochs=epochs)}
-            for i, (a, b, p) in enumerate(zip(ftr, fva, grids))]
-
-
 def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
     """Wang & Isola (2020): log E_{i != j} exp(-t ||z_i - z_j||^2). Lower = more uniform;
     for points uniform on S^{d-1} it tends to -t*2 = -4 as d grows."""
-    z = z.float()
-    sq = torch.pdist(z, p=2).pow(2)
+    sq = torch.pdist(z.float(), p=2).pow(2)
     return float(torch.logsumexp(-t * sq, dim=0) - torch.log(torch.tensor(float(sq.numel()))))
 
 
@@ -179,8 +134,7 @@ def eval_splits(cfg):
 
 def evaluate_model(model, cfg, knn_k: int = 20, probe_epochs: int = 30, pool: int = 2,
                    device: str = "cpu", progress: bool = False) -> dict:
-    """The project's protocol on the validation split: kNN-20 (cosine, majority
-    vote) on model.embed, and a linear probe on model.features pooled to 2x2."""
+    """The project's protocol on the validation split: kNN-20 on model.embed, a linear probe on pooled features."""
     train, val = eval_splits(cfg)
     if len(val) == 0:
         raise UsageError("no validation split: train with --val_fraction > 0 or use a dataset with one")
@@ -215,11 +169,10 @@ BASELINES = ("random", "pixels")
 
 def evaluate_checkpoint(path, baseline=None, probe_epochs: int = 30, device: str = "cpu",
                         val_fraction: float = None, data_root: str = None) -> dict:
-    """Figures of a checkpoint on its run's held-out split, or of a baseline on the same split:
-    "random" = its network at random init with BatchNorm statistics re-estimated on training
-    images; "pixels" = the front end's pixels themselves (the linear probe then sees every pixel,
-    not a 2x2 pooling). data_root: where the data is here; val_fraction: another split, for the
-    baselines (a run is never scored on images it trained on)."""
+    """Figures of a checkpoint on its run's held-out split, or of a baseline on the same split: "random"
+    (random_init); "pixels" = the front end's pixels themselves (the linear probe then sees every pixel, not
+    a 2x2 pooling). data_root: where the data is here; val_fraction: another split, for the baselines (a
+    run is never scored on images it trained on)."""
     baseline = "random" if baseline is True else (baseline or None)
     if baseline not in (None,) + BASELINES:
         raise UsageError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")

@@ -1,25 +1,19 @@
-"""Networks: a fixed Sobel front end, AlexNet with batch norm (the paper), and a
-small net of the same spirit for 32-96 px images that trains on a laptop CPU.
-
-Every model maps ToTensor() images (B,3,H,W in [0,1]) to unit vectors:
-`embed(x)` -> (B,d), and exposes `features(x)` -> the last conv block's map.
-The layer before the L2 normalisation is linear: a ReLU there would make every
-output non-negative, so the outputs could never reach targets spread over the
-whole sphere.
-"""
+"""Networks: a fixed Sobel front end, AlexNet with batch norm (the paper), and a small net of the same
+spirit for 32-96 px images that trains on a laptop CPU. Every model maps ToTensor() images (B,3,H,W in
+[0,1]) to unit vectors, `embed(x)` -> (B,d), and exposes `features(x)` -> the last conv block's map.
+The layer before the L2 normalisation is linear: a ReLU there would make every output non-negative, so
+the outputs could never reach targets spread over the whole sphere."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-INPUTS = ("sobel", "grey", "rgb")
-MODELS = ("small", "alexnet")
+from .config import INPUTS, MODELS
 
 
 class FrontEnd(nn.Module):
-    """Fixed preprocessing: normalise, then grey-scale + Sobel (2 channels),
-    grey only (1) or RGB (3). Sobel pads by replicating the border, so the image
-    frame itself is not an edge. No parameters: buffers only, so it stays out of the
-    optimiser and travels inside every checkpoint."""
+    """Fixed preprocessing: normalise, then grey-scale + Sobel (2 channels), grey only (1) or RGB (3). Sobel
+    pads by replicating the border, so the image frame itself is not an edge. No parameters: buffers only,
+    so it stays out of the optimiser and travels inside every checkpoint."""
 
     def __init__(self, input: str = "sobel"):
         super().__init__()
@@ -73,9 +67,8 @@ class NATNet(nn.Module):
 
 
 def small_net(d: int = 128, input: str = "sobel", width: int = 64, hidden: int = 512) -> NATNet:
-    """AlexNet in miniature for 32-96 px: five 3x3/5x5 conv layers with BN,
-    pools after conv1, conv2, conv5, then fc-BN-ReLU (hidden units; none if
-    hidden=0) and a linear layer to d. width=64 gives conv widths 64-128-192-192-128."""
+    """AlexNet in miniature for 32-96 px: five 3x3/5x5 conv layers with BN, pools after conv1, conv2, conv5,
+    then fc-BN-ReLU (hidden units; none if hidden=0) and a linear layer to d."""
     front = FrontEnd(input)
     w = [width, 2 * width, 3 * width, 3 * width, 2 * width]
     trunk = nn.Sequential(
@@ -86,17 +79,14 @@ def small_net(d: int = 128, input: str = "sobel", width: int = 64, hidden: int =
         *_conv(w[3], w[4], 3, pad=1), nn.MaxPool2d(2),
     )
     mlp = [nn.Linear(4 * w[4], hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)] if hidden else []
-    head = nn.Sequential(
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), *mlp,
-        nn.Linear(hidden or 4 * w[4], d),  # linear: no ReLU before the normalisation
-    )
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), *mlp,
+                         nn.Linear(hidden or 4 * w[4], d))  # linear: no ReLU before the normalisation
     return NATNet(front, trunk, head, d)
 
 
 def alexnet(d: int = 4096, input: str = "sobel") -> NATNet:
-    """AlexNet with batch norm as in the paper's code, for 224 px crops:
-    conv 96-256-384-384-256, pools after conv1, conv2, conv5 (-> 256x6x6),
-    fc 4096-4096 with BN and dropout, then a linear layer to d."""
+    """AlexNet with batch norm as in the paper's code, for 224 px crops: conv 96-256-384-384-256, pools
+    after conv1, conv2, conv5 (-> 256x6x6), fc 4096-4096 with BN and dropout, then a linear layer to d."""
     front = FrontEnd(input)
     trunk = nn.Sequential(
         *_conv(front.out_channels, 96, 11, stride=4, pad=2), nn.MaxPool2d(3, 2),

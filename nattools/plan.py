@@ -1,11 +1,7 @@
-"""`python -m nattools train ... --dry-run`: what a run will cost, before it starts.
-
-The plan counts steps, sizes the memory (model, optimiser, a rough activation
-figure, the assignment table; targets cost nothing per row), and turns a few
-real steps of the model on synthetic batches, on this machine, into a time
-estimate. It does not need the dataset: where the folder is missing it says so
-and uses the known size of the dataset the preset is for.
-"""
+"""`python -m nattools train ... --dry-run`: what a run will cost, before it starts. The plan counts steps,
+sizes the memory (model, optimiser, a rough activation figure, the assignment table; targets cost nothing
+per row), and turns a few real steps of the model on synthetic batches, on this machine, into a time
+estimate. It needs no dataset: where the folder is missing it says so and uses the known size."""
 import os
 import time
 from pathlib import Path
@@ -18,12 +14,8 @@ from .config import ConfigError
 from .models import build_model
 
 # Training-set sizes of the datasets the presets are for (used when the data is not here).
-KNOWN_SIZES = {
-    "imagefolder": ("ImageNet ILSVRC-2012 train", 1_281_167),
-    "stl10": ("STL-10 unlabeled", 100_000),
-    "cifar10": ("CIFAR-10 train", 50_000),
-    "digits": ("scikit-learn digits", 1_797),
-}
+KNOWN_SIZES = {"imagefolder": ("ImageNet ILSVRC-2012 train", 1_281_167), "stl10": ("STL-10 unlabeled", 100_000),
+               "cifar10": ("CIFAR-10 train", 50_000), "digits": ("scikit-learn digits", 1_797)}
 
 
 def count_images(folder: Path) -> int:
@@ -97,14 +89,12 @@ def plan(cfg, world: int = None, measure_steps: int = 2, measure_batch: int = No
     act = activation_bytes(model, cfg, 2 if cfg.bf16 and cuda else 4) * cfg.batch_size * cfg.views
     mb = 2 ** -20
     memory = {
-        "model_mb": params * 4 * mb,
-        "grads_mb": params * 4 * mb,
+        "model_mb": params * 4 * mb, "grads_mb": params * 4 * mb,
         "sgd_momentum_mb": params * 4 * mb if cfg.momentum else 0.0,
         "activations_per_gpu_mb_rough": act * mb,
         "assignment_table_mb": (n + k) * 8 * mb,      # table (n) + owner (k), int64, on every rank
         "targets_per_row_bytes": 0,                    # generated from (seed, id): TargetStore
-        "targets_batch_mb": cfg.batch_size * cfg.d * 4 * mb,
-        "dense_targets_would_be_mb": k * cfg.d * 4 * mb,
+        "targets_batch_mb": cfg.batch_size * cfg.d * 4 * mb, "dense_targets_would_be_mb": k * cfg.d * 4 * mb,
     }
 
     batch = measure_batch or (min(8, cfg.batch_size) if cfg.model == "alexnet" and not cuda else cfg.batch_size)

@@ -7,11 +7,10 @@ and the book's chapters all call `nat_step`:
     out = nat_step(z, idx, assignment, targets, reassign=epoch % 3 == 0)
     out.loss.backward()                                   # ||z - c||^2, c = each image's target
 
-Several augmented views of each image may come as z of shape (v, b, d): the assignment is
-solved on their mean (back on the sphere), and every view is fitted to the image's one target.
-On a GPU a reassigning step waits for the device once (the scores' copy to the CPU solver), and
-its loss uses the rows of the candidate targets that the solve already made.
-"""
+Several augmented views of each image may come as z of shape (v, b, d): the assignment is solved on
+their mean (back on the sphere), and every view is fitted to the image's one target. On a GPU a
+reassigning step waits for the device once (the scores' copy to the CPU solver), and its loss uses the
+rows of the candidate targets that the solve already made."""
 import time
 from typing import NamedTuple
 

@@ -1,12 +1,9 @@
-"""Noise targets: fixed points on the unit sphere that the network learns to predict.
-
-Every target is a pure function of (seed, target id): a counter-based generator
-(SplitMix64 in counter mode) turns the pair into Gaussian numbers, and a
-Gaussian vector divided by its norm is uniform on the sphere. So a store of
-1.28M x 4096 targets costs no memory at all (a dense table would be 21 GB),
-rows are bit-for-bit reproducible on every rank (for a given kind of device), and
-`sample_sphere(n, d, seed)` is just the first n rows of `TargetStore(n, d, seed)`.
-"""
+"""Noise targets: fixed points on the unit sphere that the network learns to predict. Every target is a
+pure function of (seed, target id): a counter-based generator (SplitMix64 in counter mode) turns the pair
+into Gaussian numbers, and a Gaussian vector divided by its norm is uniform on the sphere. So a store of
+1.28M x 4096 targets costs no memory at all (a dense table would be 21 GB), rows are bit-for-bit
+reproducible on every rank (for a given kind of device), and `sample_sphere(n, d, seed)` is just the
+first n rows of `TargetStore(n, d, seed)`."""
 import math
 
 import torch
@@ -53,9 +50,8 @@ def _start(seed: int) -> int:
 
 def splitmix64(counter: torch.Tensor, seed: int) -> torch.Tensor:
     """Output number `counter` (0, 1, ...) of the SplitMix64 stream of `seed`: 64 random bits as int64.
-
-    SplitMix64 adds GAMMA to its state and mixes it, so output i is
-    mix(start + (i + 1) * GAMMA mod 2^64): any output is computed directly from i."""
+    SplitMix64 adds GAMMA to its state and mixes it, so output i is mix(start + (i + 1) * GAMMA mod 2^64):
+    any output is computed directly from i."""
     return _mix_(counter * _i64(_GAMMA) + _i64((_start(seed) + _GAMMA) % (1 << 64)))
 
 
@@ -66,14 +62,10 @@ class TargetStore:
     w = splitmix64(i * ceil(d/2) + j, seed) by Box-Muller in float32 (w[a:b] = bits a..b-1):
     u1 = (w[41:64] + 1/2) / 2^23 in (0, 1), a = 2 pi w[0:24] / 2^24,
     (sqrt(-2 ln u1) cos a, sqrt(-2 ln u1) sin a); the row is then divided by its norm.
-    Every step is exact in float32 except ln/cos/sin, so a row is bit-for-bit the
-    same for any batch, order or thread count on a given kind of device (CPU and
-    GPU maths libraries may differ in the last bit). As u1 >= 2^-24, the radius
-    of a Gaussian pair stops at sqrt(48 ln 2) = 5.77 (a tail of mass 2^-24 = 6e-8
-    per pair), far below anything a test or a training run can see.
-
-    Memory per target: zero.
-    """
+    Every step is exact in float32 except ln/cos/sin, so a row is bit-for-bit the same for any batch,
+    order or thread count on a given kind of device (CPU and GPU maths libraries may differ in the last
+    bit). As u1 >= 2^-24, the radius of a Gaussian pair stops at sqrt(48 ln 2) = 5.77 (a tail of mass
+    2^-24 = 6e-8 per pair), far below anything a test or a training run can see. Memory per target: zero."""
 
     chunk_values = 1 << 16  # Gaussian pairs generated at a time: bounds the temporaries (a few MB)
 
@@ -134,16 +126,10 @@ def sample_sphere(n: int, d: int, seed: int = 0) -> torch.Tensor:
 
 
 def discrete_targets(n: int, k: int, d: int, seed: int = 0) -> torch.Tensor:
-    """(n, d) targets that take only k distinct values ("cluster codes"), each used
-    by n/k samples (balanced, like the paper's discrete variant).
-
-    With d >= k the codes are one-hot vectors (the paper's choice); with d < k
-    they are k points drawn uniformly on the sphere.
-    """
+    """(n, d) targets that take only k distinct values ("cluster codes"), each used by n/k samples
+    (balanced, like the paper's discrete variant): one-hot vectors when d >= k (the paper's choice),
+    else k points drawn uniformly on the sphere."""
     if not 1 <= k <= n:
         raise ValueError(f"discrete targets need 1 <= k <= n codes, got k={k}, n={n}")
-    if d >= k:
-        codes = torch.eye(d)[:k]
-    else:
-        codes = sample_sphere(k, d, seed)
+    codes = torch.eye(d)[:k] if d >= k else sample_sphere(k, d, seed)
     return codes[torch.arange(n) % k]

@@ -1,11 +1,7 @@
-"""The training loop: data, model, targets, assignment, SGD, checkpoints.
-
-Read `train` top to bottom: set up, resume, run the epochs, write the results. The method
-itself is one call per batch, `nat_step` (nattools.step). A run's state lives in one
-checkpoint (model, optimiser, assignment table, position, history, the sums of an
-unfinished epoch); every random choice is a function of (seed, epoch, step or sample index),
-so a resumed run takes exactly the steps of one that was never interrupted.
-"""
+"""The training loop. Read `train` top to bottom: set up, resume, run the epochs, write the results; the
+method itself is one call per batch, `nat_step`. A run's whole state lives in one checkpoint, and every
+random choice is a function of (seed, epoch, step or sample index), so a resumed run takes exactly the
+steps of one that was never interrupted."""
 import contextlib
 import dataclasses
 import json
@@ -96,11 +92,9 @@ class Run:
     def resume(self, world: int) -> tuple:
         """Load the checkpoint if there is one to continue -> (epoch, step, history, partial epoch sums)."""
         cfg, path = self.cfg, self.cfg.checkpoint_path
-        if not path.is_file():
+        if not path.is_file() or (not cfg.resume and cfg.overwrite):
             return 0, 0, [], None
         if not cfg.resume:
-            if cfg.overwrite:
-                return 0, 0, [], None
             raise UsageError(f"{path} exists (another run of this name): resume it (leave out --no-resume), "
                              f"choose another --name or --out, or pass --overwrite to replace it")
         state = read_state(path)
@@ -232,10 +226,8 @@ def epoch_record(run: Run, epoch: int, sums: dict, seconds: float, world: int, s
 
 
 def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = True) -> dict:
-    """Train NAT as cfg says; returns the results dict (also written to cfg.results_path).
-
-    on_step(global_step, loss) is called after every optimiser step (tests use it to simulate
-    a kill). progress=False drops the per-epoch bar and keeps the one line per epoch."""
+    """Train NAT as cfg says -> the results dict (also written to cfg.results_path). on_step(global_step,
+    loss) runs after every optimiser step (tests simulate a kill with it); progress=False: no per-epoch bar."""
     start_time = time.time()
     cfg.validate()
     with distributed.group(pick_device(cfg.device)) as (device, rank, world):
@@ -264,8 +256,7 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
         sums, t0 = partial or new_sums(), time.time()
         partial = None
         try:
-            step = run_epoch(run, net, train_set, epoch, step, sums, history, device, rank, world, on_step,
-                             progress)
+            step = run_epoch(run, net, train_set, epoch, step, sums, history, device, rank, world, on_step, progress)
         except Diverged as e:
             raise Diverged(f"training diverged at epoch {epoch + 1} ({e}); the last good checkpoint "
                            f"{cfg.checkpoint_path} is kept. Lower --lr (now {cfg.lr}) or check the images") from e
@@ -287,8 +278,7 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
                 f"uniformity {h['uniformity']:.3f}  {h['images_per_s']:.0f} img/s")
     # Every rank must end with the same table (checked); this also holds every rank here until
     # all have finished training, so rank 0's evaluation below keeps nobody at a collective.
-    digests = distributed.same_on_all_ranks(distributed.table_digest(run.assignment), world,
-                                            "the assignment table")
+    digests = distributed.same_on_all_ranks(distributed.table_digest(run.assignment), world, "the assignment table")
     results = {"name": cfg.name, "command": command or " ".join(sys.argv), "config": dataclasses.asdict(cfg),
                "commit": git_commit(), "versions": versions(), "n": n, "k": run.assignment.k, "world": world,
                "wall_time_s": time.time() - start_time, "epochs_done": epoch, "history": history,
@@ -303,8 +293,7 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
 
 
 def evaluate_knn(model, cfg: TrainConfig, device: str = "cpu", k: int = 20) -> float:
-    """kNN-20 (cosine) on the embedding: train split as memory, val split as queries
-    (nan when the run has no validation split)."""
+    """kNN-20 (cosine) on the embedding: train split as memory, val as queries (nan without a val split)."""
     if cfg.val_fraction == 0 and not (cfg.dataset == "cifar10" and D.has_official_test(cfg.data_root or None)):
         return float("nan")
     return evaluate_model(model, cfg, knn_k=k, probe_epochs=0, device=device)[f"knn{k}_embed"]

@@ -1,12 +1,17 @@
-"""Print a markdown table of runs from their eval files (and the results file beside each,
-when there is one): the README's and data/results/tuning/README.md's tables are made with it.
+"""Print markdown tables of runs.
 
-    python scripts/results_table.py data/results/tuning/*_eval.json
+    python scripts/results_table.py data/results/recipe/*_eval.json   # one row per eval file, with its command
+    python scripts/results_table.py --book                            # the book's tables, in its words
+
+The first form reads each eval file (and the results file beside it, when there is one); the README's
+tables of runs are made with it. `--book` prints what the book's chapters 10-12 show, from the same
+code (nattools.study.findings): the recipe against its baselines, the sweep that chose it (each run
+named by what it changed), the ablations, and the published figures with their sources.
 """
 import sys
 from pathlib import Path
 
-from nattools.study import runs
+from nattools.study import findings, runs
 
 
 def row(eval_path: Path) -> str:
@@ -17,7 +22,20 @@ def row(eval_path: Path) -> str:
     return f"| {name} | {100 * run.knn:.2f} | {100 * run.linear:.2f} | {wall} | `{run.command or ''}` |"
 
 
+def book() -> str:
+    rec, found = findings.recipe(), findings.ablations()
+    parts = ["## The recipe against its baselines", findings.main_table(rec, findings.pixels(), findings.supervised()),
+             findings.seeds_sentence(rec), "## How the recipe was chosen", findings.sweep_table(findings.sweep())]
+    parts += [f"## Ablation: {study}\n\n" + findings.study_table(rows) for study, rows in found.items()]
+    parts += ["## Published figures", findings.published_table(), "## Our setting and the paper's",
+              findings.deviations()]
+    return "\n\n".join(parts)
+
+
 if __name__ == "__main__":
-    print("| run | kNN-20 (%) | linear (%) | wall s | command |\n|---|---|---|---|---|")
-    for p in sys.argv[1:]:
-        print(row(Path(p)))
+    if sys.argv[1:] == ["--book"]:
+        print(book())
+    else:
+        print("| run | kNN-20 (%) | linear (%) | wall s | command |\n|---|---|---|---|---|")
+        for p in sys.argv[1:]:
+            print(row(Path(p)))

@@ -14,9 +14,42 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
+from scipy.optimize import linear_sum_assignment
 
-from ..assign import Assignment, batch_assignment, greedy_assignment, sinkhorn_assignment
+from ..assign import Assignment, batch_assignment
 from .plotting import PALETTE
+
+
+def greedy_assignment(z: torch.Tensor, c: torch.Tensor) -> torch.LongTensor:
+    """Greedy alternative: repeatedly take the best remaining (sample, target) pair.
+    O(b m log(b m)); a baseline for the chapter on the assignment, not optimal."""
+    score = (z.float() @ c.float().T)
+    order = torch.argsort(score.reshape(-1), descending=True)
+    b, m = score.shape
+    perm = torch.full((b,), -1, dtype=torch.long)
+    taken = torch.zeros(m, dtype=torch.bool)
+    left = b
+    for flat in order.tolist():
+        i, j = divmod(flat, m)
+        if perm[i] < 0 and not taken[j]:
+            perm[i], taken[j] = j, True
+            left -= 1
+            if left == 0:
+                break
+    return perm
+
+
+def sinkhorn_assignment(z: torch.Tensor, c: torch.Tensor, eps: float = 0.05, iters: int = 100) -> torch.LongTensor:
+    """Entropic (Sinkhorn) relaxation for square problems, rounded to a permutation
+    with the Hungarian algorithm on the transport plan. Fast on GPUs, approximate."""
+    if z.shape[0] != c.shape[0]:
+        raise ValueError("sinkhorn_assignment is written for square problems (b == m)")
+    logk = (z.float() @ c.float().T) / eps
+    for _ in range(iters):  # alternate row and column normalisation in log space
+        logk = logk - torch.logsumexp(logk, dim=1, keepdim=True)
+        logk = logk - torch.logsumexp(logk, dim=0, keepdim=True)
+    _, cols = linear_sum_assignment(logk.cpu().numpy(), maximize=True)
+    return torch.from_numpy(cols).long()
 
 
 def _score(z, c, perm) -> float:
@@ -164,7 +197,7 @@ def batch_vs_full_figure(res: dict):
 
 
 def sinkhorn_plan(z: torch.Tensor, c: torch.Tensor, eps: float = 0.05, iters: int = 100) -> torch.Tensor:
-    """The entropic transport plan of nattools.assign.sinkhorn_assignment before its rounding:
+    """The entropic transport plan of sinkhorn_assignment before its rounding:
     (b, b), rows and columns summing to 1 (a doubly stochastic matrix)."""
     logk = (z.float() @ c.float().T) / eps
     for _ in range(iters):

@@ -456,8 +456,8 @@ def training_box(run, every=None, rec: Recipe = None, pix=None, root=None):
         if solved:
             text += (f"In the {len(solved)} epochs that re-solve the assignment the loss stays near "
                      f"{statistics.mean(x['loss'] for x in solved):.2f}, because each batch first takes the "
-                     f"targets that suit it best; {solved[0]['changed']:.0%} of the images changed target in the "
-                     f"first of them and {solved[-1]['changed']:.0%} in the last (epoch {solved[-1]['epoch']}).")
+                     f"targets that suit it best; {solved[0]['changed']:.1%} of the images changed target in the "
+                     f"first of them and {solved[-1]['changed']:.1%} in the last (epoch {solved[-1]['epoch']}).")
         parts.append(text)
     if every is not None and every.history:
         parts.append(
@@ -554,7 +554,7 @@ def filters_box(cosines: dict, smoother: dict, purity: dict, chance: float, laye
     parts.append("**How sure.** One network of each kind and one seed: the standard errors above are over channels "
                  "and images, not over training runs.")
     parts.append(f"**Beside the paper.** The paper's first layer is AlexNet's, 96 filters of 11 x 11 pixels on "
-                 "224-pixel crops; ours has {conv1_shape[0]} filters of {conv1_shape[1]} x {conv1_shape[1]} on "
+                 f"224-pixel crops; ours has {conv1_shape[0]} filters of {conv1_shape[1]} x {conv1_shape[1]} on "
                  f"{nat_config.get('image_size', 32)}-pixel images. We compare no numbers with the "
                  "paper here: the pictures are not comparable one to one.")
     return show(box("What we found", parts))
@@ -862,7 +862,7 @@ def ablations_box(found: dict, curves: dict, rec: Recipe = None):
                              f"epoch {epochs[-1]} ({'falls' if b.knn < a.knn else 'rises'}).")
     else:
         missing.append("the reassignment study's runs")
-    for key, (x_label, y_label), words in (("loss", ("softmax", "square loss"), "the square loss instead of softmax"),
+    for key, (x_label, y_label), what in (("loss", ("softmax", "square loss"), "the square loss instead of softmax"),
                                           ("input", ("Sobel", "colour (RGB)"), "colour input instead of Sobel"),
                                           ("input", ("Sobel", "grey"), "grey input instead of Sobel"),
                                           ("targets", ("continuous", "100 codes"), "100 discrete codes")):
@@ -870,7 +870,8 @@ def ablations_box(found: dict, curves: dict, rec: Recipe = None):
         if a is None or b is None:
             missing.append(f"{key} study: {y_label}")
             continue
-        parts.append(f"**{words.capitalize()}:** " + gap_line(b, a, f"{y_label} minus {x_label}") + " points.")
+        parts.append(f"**{what[0].upper() + what[1:]}:** " + gap_line(b, a, f"{y_label} minus {x_label}")
+                     + " points.")
     snaps = curves.get("features over training", {})
     epochs = [e for e in snaps if e > 0]
     if len(epochs) >= 2:
@@ -878,8 +879,8 @@ def ablations_box(found: dict, curves: dict, rec: Recipe = None):
         rising = all(snaps[y].knn > snaps[x].knn for x, y in zip(epochs, epochs[1:]))
         parts.append(f"**Features over training.** From epoch {epochs[0]} to epoch {epochs[-1]}, kNN-20 goes "
                      f"{pct(a.knn)} to {pct(b.knn)} and the linear probe {pct(a.linear)} to {pct(b.linear)}"
-                     + (": with the paper's schedule the features improve at every snapshot, though by less and "
-                        "less." if rising else ", not at every snapshot."))
+                     + (": with the paper's schedule the features improve at every snapshot." if rising else
+                        ", not at every snapshot."))
     parts.append("**How sure.** These files hold accuracies, not the networks, so each gap is given with two binomial "
                  "standard errors of a difference on 5,000 images (unpaired: generous to the noise). "
                  + seeds_sentence(rec))

@@ -2,8 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from nattools import data as D
-from nattools.evaluate import (Pixels, conv_blocks, extract, extract_layers, knn_accuracy, linear_probe,
-                                probe_layers, uniformity)
+from nattools.evaluate import Pixels, extract, knn_accuracy, linear_probe, uniformity
 from nattools.models import small_net
 from nattools.targets import sample_sphere
 
@@ -43,23 +42,6 @@ def test_pixel_baseline_features_are_the_sobel_gradients():
     sobel = Pixels("sobel").front(x)                                   # (3, 2, 32, 32)
     assert f.shape == (len(ds), 2 * 32 * 32) and torch.allclose(f[:3], sobel.flatten(1), atol=1e-5)
     assert torch.allclose(z[:3], F.normalize(sobel.flatten(1), dim=1), atol=1e-5)
-
-
-def test_layers_are_the_five_conv_blocks_pooled_to_similar_sizes():
-    torch.manual_seed(0)
-    model = small_net(d=16, width=8).eval()
-    x = torch.rand(4, 3, 32, 32)
-    blocks = conv_blocks(model, x)
-    assert [b.shape[1] for b in blocks] == [8, 16, 24, 24, 16]
-    assert torch.allclose(F.relu(blocks[-1]), blocks[-1])
-    assert torch.allclose(F.max_pool2d(blocks[-1], 2), model.features(x), atol=1e-6)  # conv5 -> pool = features
-    ds = D.Indexed(D.load("digits", "val"), D.eval_transform(32))
-    feats, y, grids = extract_layers(model, ds, dims=256, batch_size=64)
-    assert grids == [min(b.shape[-1], round((256 / b.shape[1]) ** 0.5)) for b in blocks]
-    assert [f.shape for f in feats] == [(len(ds), b.shape[1] * p * p) for b, p in zip(blocks, grids)]
-    assert torch.allclose(feats[0][:4], F.adaptive_avg_pool2d(conv_blocks(model, torch.stack([ds[i][0] for i in range(4)]))[0], grids[0]).flatten(1), atol=1e-5)
-    rows = probe_layers(model, ds, ds, dims=64, epochs=2)
-    assert [r["layer"] for r in rows] == [1, 2, 3, 4, 5] and all(0 < r["linear"] <= 1 for r in rows)
 
 
 def test_knn_by_layer_script_scores_every_stage_of_three_networks(tiny_cfg, tmp_path, capsys):
