@@ -84,26 +84,26 @@ def reestimate_bn(model, dataset, batches: int = 20, batch_size: int = 256, devi
     return model.eval()
 
 
-def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 1024) -> float:
-    """Cosine kNN with a majority vote among the k nearest training samples."""
+def knn_predict(train_x, train_y, test_x, k: int = 20, chunk: int = 1024) -> torch.Tensor:
+    """Cosine kNN: the majority label among the k nearest training samples -> (M,) labels."""
     train_x, test_x = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
-    n_classes = int(max(train_y.max(), test_y.max())) + 1
-    correct = 0
+    n_classes, out = int(train_y.max()) + 1, []
     for s in range(0, len(test_x), chunk):
-        sim = test_x[s:s + chunk] @ train_x.T                          # (c, N)
-        nn_idx = sim.topk(k, dim=1).indices                            # (c, k)
-        votes = F.one_hot(train_y[nn_idx], n_classes).sum(1)           # (c, classes)
-        correct += int((votes.argmax(1) == test_y[s:s + chunk]).sum())
-    return correct / len(test_x)
+        nn_idx = (test_x[s:s + chunk] @ train_x.T).topk(k, dim=1).indices   # (c, k)
+        out.append(F.one_hot(train_y[nn_idx], n_classes).sum(1).argmax(1))  # votes (c, classes) -> (c,)
+    return torch.cat(out)
 
 
-def linear_probe(train_x, train_y, test_x, test_y, epochs: int = 30, lr: float = 1e-3,
-                 batch_size: int = 256, seed: int = 0) -> float:
-    """Standardised features, one nn.Linear trained with Adam; returns test accuracy."""
+def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 1024) -> float:
+    return int((knn_predict(train_x, train_y, test_x, k, chunk) == test_y).sum()) / len(test_x)
+
+
+def linear_predict(train_x, train_y, test_x, n_classes: int, epochs: int = 30, lr: float = 1e-3,
+                   batch_size: int = 256, seed: int = 0) -> torch.Tensor:
+    """Standardised features, one nn.Linear trained with Adam -> (M,) predicted labels."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     g = torch.Generator().manual_seed(seed)
-    n_classes = int(max(train_y.max(), test_y.max())) + 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         clf = nn.Linear(train_x.shape[1], n_classes)
@@ -115,7 +115,14 @@ def linear_probe(train_x, train_y, test_x, test_y, epochs: int = 30, lr: float =
             loss.backward()
             opt.step()
     with torch.no_grad():
-        return float((clf(test_x).argmax(1) == test_y).float().mean())
+        return clf(test_x).argmax(1)
+
+
+def linear_probe(train_x, train_y, test_x, test_y, epochs: int = 30, lr: float = 1e-3,
+                 batch_size: int = 256, seed: int = 0) -> float:
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    pred = linear_predict(train_x, train_y, test_x, n_classes, epochs, lr, batch_size, seed)
+    return float((pred == test_y).float().mean())
 
 
 def uniformity(z: torch.Tensor, t: float = 2.0) -> float:

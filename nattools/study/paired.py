@@ -20,12 +20,11 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from scipy.stats import binomtest
 
 from .. import data as D
-from ..evaluate import Pixels, random_init
+from ..evaluate import Pixels, knn_predict, linear_predict, random_init
 
 CACHE_VERSION = "1"
 
@@ -58,41 +57,6 @@ def verdict(test: dict, level: float = 0.01) -> str:
     if test["p"] >= level:
         return "no clear difference"
     return "better" if test["diff"] > 0 else "worse"
-
-
-# ---------------------------------------------------------------------------
-# Predictions, as nattools.evaluate computes its accuracies
-# ---------------------------------------------------------------------------
-def knn_predictions(train_x, train_y, test_x, k: int = 20, chunk: int = 1024) -> torch.Tensor:
-    """The predicted labels behind nattools.evaluate.knn_accuracy (cosine, majority of k)."""
-    train_x, test_x = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
-    n_classes = int(train_y.max()) + 1
-    out = []
-    for s in range(0, len(test_x), chunk):
-        nn_idx = (test_x[s:s + chunk] @ train_x.T).topk(k, dim=1).indices
-        out.append(F.one_hot(train_y[nn_idx], n_classes).sum(1).argmax(1))
-    return torch.cat(out)
-
-
-def probe_predictions(train_x, train_y, test_x, n_classes: int, epochs: int = 30, lr: float = 1e-3,
-                      batch_size: int = 256, seed: int = 0) -> torch.Tensor:
-    """The predicted labels behind nattools.evaluate.linear_probe (the same standardisation,
-    initialisation, order of batches and optimiser)."""
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        clf = nn.Linear(train_x.shape[1], n_classes)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr)
-    for _ in range(epochs):
-        for b in torch.randperm(len(train_x), generator=g).split(batch_size):
-            loss = F.cross_entropy(clf(train_x[b]), train_y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        return clf(test_x).argmax(1)
 
 
 @torch.inference_mode()
@@ -165,8 +129,8 @@ def predictions(which, split: Split, knn_k: int = 20, probe_epochs: int = 30, po
             model = random_init(cfg, split.dataset())
     etr, ftr = features(model, split.x_train, pool)
     eva, fva = features(model, split.x_val, pool)
-    out = {"knn": knn_predictions(etr, split.y_train, eva, k=knn_k),
-           "linear": probe_predictions(ftr, split.y_train, fva, split.n_classes, epochs=probe_epochs),
+    out = {"knn": knn_predict(etr, split.y_train, eva, k=knn_k),
+           "linear": linear_predict(ftr, split.y_train, fva, split.n_classes, epochs=probe_epochs),
            "labels": split.y_val.clone()}
     file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, file.with_suffix(".tmp"))

@@ -32,9 +32,9 @@ def test_predictions_reproduce_the_library_accuracies():
     g = torch.Generator().manual_seed(0)
     xtr, xte = torch.randn(300, 12, generator=g), torch.randn(80, 12, generator=g)
     ytr, yte = (xtr[:, 0] > 0).long() + (xtr[:, 1] > 0).long(), (xte[:, 0] > 0).long() + (xte[:, 1] > 0).long()
-    knn = paired.knn_predictions(xtr, ytr, xte, k=7)
+    knn = evaluate.knn_predict(xtr, ytr, xte, k=7)
     assert float((knn == yte).float().mean()) == pytest.approx(evaluate.knn_accuracy(xtr, ytr, xte, yte, k=7))
-    lin = paired.probe_predictions(xtr, ytr, xte, 3, epochs=4)
+    lin = evaluate.linear_predict(xtr, ytr, xte, 3, epochs=4)
     assert float((lin == yte).float().mean()) == pytest.approx(evaluate.linear_probe(xtr, ytr, xte, yte, epochs=4))
 
 
