@@ -103,7 +103,7 @@ def bench_alexnet(batch: int = None, repeats: int = None, device: str = None, cf
     name = torch.cuda.get_device_name() if not cpu else f"cpu ({torch.get_num_threads()} threads)"
     fixed = statistics.median(times["fixed"])
     figures = {"device": name, "model": cfg.model, "image_size": cfg.image_size, "d": cfg.d, "batch": batch,
-               "repeats": repeats, "bf16": bool(cfg.bf16 and not cpu), "fixed_step_s": fixed,
+               "repeats": repeats, "bf16": step.precision == "bf16", "fixed_step_s": fixed,
                "fixed_images_per_s": batch / fixed}
     if not cpu:
         figures["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
@@ -191,7 +191,7 @@ def trainer(device: str, data: str, steps: int, workers: int, batch: int, image_
         cfg = nattools.TrainConfig(**{**nattools.config.PRESETS["imagenet"], **extra,
                                       "name": f"check_{decode}", "data_root": data,
                                       "workers": workers, "max_steps": steps, "device": device, "batch_size": batch,
-                                      "image_size": image_size, "bf16": cuda,
+                                      "image_size": image_size, "precision": "bf16" if cuda else "fp32",
                                       "out": str(Path(data).parent / "runs"), "resume": False, "overwrite": True,
                                       "eval_knn": False, "ckpt_every": 0})
         waits.clear(), assigns.clear(), ends.clear()

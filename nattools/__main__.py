@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train NAT; writes OUT/checkpoints/NAME.pt and OUT/results/NAME.json")
     add_config_options(t)
+    t.add_argument("--bf16", action="store_const", const="bf16", dest="precision",
+                   help="alias of --precision bf16 (kept from earlier versions)")
     t.add_argument("--dry-run", action="store_true", help="print the plan (steps, memory, time) and exit")
     e = sub.add_parser("eval", help="kNN-20 and linear probe of a checkpoint on its held-out split, in %%")
     e.add_argument("checkpoint")
@@ -60,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=21, help="ABBA pairs of NAT and fixed-target steps per batch size")
     b.add_argument("--trainer_steps", type=int, default=20, help="steps per epoch of the trainer run")
     b.add_argument("--trainer_epochs", type=int, default=4, help="epochs of the trainer run (the first: warm-up)")
+    b.add_argument("--precision_repeats", type=int, default=5, help="ABBA pairs of bf16 and fp32 steps")
     b.add_argument("--dataset", default=None, help="dataset for the trainer benchmark (default: the book's)")
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="run every part on this device (auto: the GPU if there is one)")

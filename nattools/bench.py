@@ -2,7 +2,8 @@
 batch assignment, loss, backward, SGD) against the same step with fixed targets, the price of learning
 the assignment; (b) the trainer's images/s end to end (data, augmentation, logging, checkpoints) against
 a bare loop of the same steps on tensors in memory. Every part runs on --device (default: the GPU if
-there is one); the full-scale step (AlexNet, 224 px, d = 4096, bf16) is timed by bench/gpu_check.sh."""
+there is one), at cfg.precision resolved there, and (c) the same fixed-target step in bf16 against fp32; the
+full-scale step (AlexNet, 224 px, d = 4096, bf16) is timed by bench/gpu_check.sh."""
 import statistics
 import tempfile
 import time
@@ -15,7 +16,7 @@ from .data import augment
 from .models import build_model
 from .step import nat_step
 from .targets import TargetStore
-from .train import train
+from .train import resolve_precision, train
 
 
 def default_device(device: str = "auto") -> str:
@@ -43,14 +44,16 @@ def median_ci(ratios: torch.Tensor, draws: int = 2000) -> tuple:
     return float(ratios.median()), (float(boot.quantile(0.025)), float(boot.quantile(0.975)))
 
 
-def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: torch.Tensor = None):
+def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: torch.Tensor = None,
+                   precision: str = None):
     """-> step(reassign: bool, split=False) -> seconds of one forward/assign/loss/backward/SGD step of cfg's
     model (the trainer's own `nat_step`), n targets (default 8 batches), each batch drawn from `images`
     ((N,3,L,L) uint8, augmented outside the timed part) or one fixed random (batch,3,S,S) tensor.
     step.solve_s: each reassigning step's seconds solving and applying the assignment (on a GPU it also
     waits for the forward pass: the solver reads the scores on the CPU). split=True also syncs after the
     forward pass and `nat_step`, and appends (forward, nat_step, backward + SGD) seconds to
-    step.split[reassign]. step.assignment.solver picks the solver."""
+    step.split[reassign]. step.assignment.solver picks the solver. precision: 'fp32' or 'bf16' (default:
+    cfg.precision resolved on device, as the trainer does); step.precision says which."""
     device = default_device(device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device, memory_format=torch.channels_last).train()
@@ -59,7 +62,7 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: t
     targets, assignment = TargetStore(n, cfg.d, cfg.seed).to(device), Assignment(n, n, cfg.seed)
     x = torch.rand(batch, 3, cfg.image_size, cfg.image_size, device=device)
     gen = torch.Generator().manual_seed(cfg.seed)
-    bf16 = cfg.bf16 and device.startswith("cuda")  # bf16 autocast on GPUs only; the CPU path stays the fp32 reference
+    precision = precision or resolve_precision(cfg.precision, device)
 
     def step(reassign: bool, split: bool = False) -> float:
         nonlocal x
@@ -69,7 +72,7 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: t
         x = x.contiguous(memory_format=torch.channels_last)
         sync(device)
         t = [time.perf_counter()]
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16"):
             z = model(x).float()
         if split:
             sync(device), t.append(time.perf_counter())
@@ -87,8 +90,23 @@ def nat_step_timer(cfg, batch: int, device: str = None, n: int = None, images: t
             step.split[reassign].append([b - a for a, b in zip(t, t[1:])])
         return t[-1] - t[0]
 
-    step.solve_s, step.split, step.assignment = [], {True: [], False: []}, assignment
+    step.solve_s, step.split, step.assignment, step.precision = [], {True: [], False: []}, assignment, precision
     return step
+
+
+def bf16_vs_fp32(cfg: TrainConfig, batch: int, repeats: int = 5, device: str = "cpu") -> dict:
+    """The same fixed-target step in fp32 and in bf16 autocast, in ABBA order -> seconds of each (medians)
+    and fp32 / bf16 (the speed-up; below 1 where bf16 is emulated) from the per-pair ratios."""
+    steps = {p: nat_step_timer(cfg, batch, device, precision=p) for p in ("fp32", "bf16")}
+    for s in steps.values():
+        s(False)  # warm-up
+    times = {"fp32": [], "bf16": []}
+    for r in range(repeats):
+        for p in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
+            times[p].append(steps[p](False))
+    median, ci = median_ci(torch.tensor(times["fp32"]) / torch.tensor(times["bf16"]))
+    return {"fp32_s": statistics.median(times["fp32"]), "bf16_s": statistics.median(times["bf16"]),
+            "speedup": median, "ci": ci}
 
 
 def nat_vs_fixed(cfg: TrainConfig, batch: int, repeats: int = 21, images: torch.Tensor = None,
@@ -145,7 +163,8 @@ def run_bench(args) -> dict:
     images = training_set(subset(load(dataset, "train", val_fraction=cfg.val_fraction), 4096),
                           cfg.image_size, progress=False).images  # real batches: the solver's speed depends on z
     figures = {"device": device}
-    print(f"(a) NAT step vs fixed-target step on {device}, model {cfg.model} (width {cfg.width}), "
+    print(f"(a) NAT step vs fixed-target step on {device} in {resolve_precision(cfg.precision, device)}, "
+          f"model {cfg.model} (width {cfg.width}), "
           f"{cfg.image_size} px, d={cfg.d}, {torch.get_num_threads()} threads, {dataset} images, "
           f"{args.repeats} ABBA pairs")
     for b in args.batches:
@@ -156,6 +175,12 @@ def run_bench(args) -> dict:
         print(f"  batch {b:5d}: NAT {r['nat_s'] * 1e3:7.1f} ms  fixed {r['fixed_s'] * 1e3:7.1f} ms  "
               f"solve {r['solve_s'] * 1e3:6.1f} ms  |  ratio (fixed + solve) / fixed {r['parts']:.4f}  "
               f"direct {r['direct']:.4f} [95% {lo:.3f}, {hi:.3f}]")
+    r = bf16_vs_fp32(cfg, cfg.batch_size, args.precision_repeats, device)
+    figures["bf16_speedup"] = r["speedup"]
+    lo, hi = r["ci"]
+    print(f"(c) bf16 autocast vs fp32, fixed-target step, batch {cfg.batch_size}, {args.precision_repeats} ABBA "
+          f"pairs: fp32 {r['fp32_s'] * 1e3:.0f} ms, bf16 {r['bf16_s'] * 1e3:.0f} ms, fp32 / bf16 {r['speedup']:.3f} "
+          f"[95% {lo:.3f}, {hi:.3f}]; native bf16 here: {'yes' if resolve_precision('auto', device) == 'bf16' else 'no'}")
     r = trainer_vs_bare(cfg, args.trainer_steps, args.trainer_epochs, device)
     figures["trainer_over_bare"] = r["ratio"]
     lo, hi = r["ci"]

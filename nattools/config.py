@@ -8,13 +8,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATASETS = ("cifar10", "digits", "imagefolder", "stl10")
+DATASETS = ("cifar10", "digits", "imagefolder", "stl10", "tinyimagenet")
 MODELS = ("small", "alexnet")
 INPUTS = ("sobel", "grey", "rgb")
 OBJECTIVES = ("nat", "square", "softmax")
 TARGETS = ("sphere", "discrete")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 NAME_RULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
@@ -97,7 +98,9 @@ class TrainConfig:
                      check=lambda v: 0 <= v < 2 ** 63, rule="in [0, 2^63)")
     workers: int = _opt(2, "run", "data-loading processes", check=lambda v: 0 <= v <= 256, rule="in [0, 256]")
     device: str = _opt("auto", "run", "auto: the GPU if there is one", choices=DEVICES)
-    bf16: bool = _opt(False, "run", "bf16 autocast on the GPU")
+    precision: str = _opt("auto", "run", "auto: bf16 autocast where the device computes bf16 natively (a CUDA GPU "
+                          "with bf16, a CPU with AVX512-BF16 or AMX), else fp32; the run records what it used and "
+                          "a resume must use the same (--bf16: alias of --precision bf16)", choices=PRECISIONS)
     decode: str = _opt("workers", "run", "where training images are decoded: workers (PIL, in the data-loading "
                        "processes) or device (JPEG files of an image folder, batched on the training device: "
                        "nvJPEG on a GPU; the workers only read files)", choices=("workers", "device"))
@@ -167,13 +170,15 @@ DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def from_dict(values: dict) -> TrainConfig:
-    """A TrainConfig from a saved dict: unknown keys are dropped, missing ones take today's defaults."""
+    """A TrainConfig from a saved dict: unknown keys are dropped, missing ones take today's defaults
+    (a config saved before `precision` existed says bf16 true or false)."""
+    values = {"precision": "bf16" if values.get("bf16") else "fp32", **values}
     return TrainConfig(**{k: v for k, v in values.items() if k in DEFAULTS})
 
 
 # Named recipes; command-line options override them. imagenet: the paper's setting (Bojanowski & Joulin,
 # ICML 2017, arXiv:1704.05310, and its code); ours, not the paper's: epochs, lr 0.05 with a cosine
-# schedule, crop scale, bf16. batch_size is per process: on 8 GPUs --batch_size 32 keeps the paper's 256
+# schedule, crop scale, bf16 (precision auto on a GPU). batch_size is per process: on 8 GPUs --batch_size 32 keeps the paper's 256
 # images per step, but each assignment problem then has only 32 images (chapter 3: smaller problems move
 # the targets less well). stl10 is not in the paper: the small net at 96 px on the 100,000 unlabeled images.
 PRESETS = {
@@ -183,6 +188,6 @@ PRESETS = {
               "weight_decay": 5e-4, "workers": 8},
     "imagenet": {"name": "imagenet_nat", "dataset": "imagefolder", "model": "alexnet", "image_size": 224,
                  "d": 4096, "crop_min": 0.08, "epochs": 100, "batch_size": 256, "lr": 0.05, "momentum": 0.9,
-                 "weight_decay": 5e-4, "reassign_every": 3, "workers": 8, "bf16": True, "val_fraction": 0.0,
+                 "weight_decay": 5e-4, "reassign_every": 3, "workers": 8, "val_fraction": 0.0,
                  "ckpt_every": 1000},
 }

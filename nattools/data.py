@@ -25,6 +25,11 @@ SHARED_HINT = ("get it with: mkdir -p ~/.cache/nattools && tar -xzf "
                "or pass --download on a machine with internet access")
 
 
+TINY_HINT = ("get it with: tar -xzf ../shared/data/tinyimagenet-train.tar.gz -C ~/.cache/nattools, or pass "
+             "--data_root FOLDER holding tiny-imagenet/train/ or train/ (the official layout's train/<wnid>/images/ "
+             "works too)")
+
+
 def data_root() -> Path:
     return Path(os.environ.get("NATTOOLS_DATA") or Path.home() / ".cache" / "nattools").expanduser()
 
@@ -72,7 +77,7 @@ def image_folder(folder):
         raise FileNotFoundError(f"data folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) "
                                 f"and no <class>/<image> sub-folders")
     for c in classes:
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in c.iterdir()):
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in c.rglob("*")):  # ImageFolder looks at every depth
             raise FileNotFoundError(f"class folder {c} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
                                     f"add images or remove the folder")
     return datasets.ImageFolder(str(folder), loader=load_image)
@@ -136,6 +141,12 @@ def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, 
             return datasets.STL10(str(base), split="unlabeled" if split == "train" else "train", download=download)
         except RuntimeError as e:
             raise FileNotFoundError(f"STL-10 not found under {base}; pass --download on a connected machine") from e
+    if name == "tinyimagenet":  # the shared archive's train/<wnid>/*.JPEG or the official train/<wnid>/images/
+        folder = next((p for p in (base / "tiny-imagenet" / "train", base / "train") if p.is_dir()), None)
+        if folder is None:
+            raise FileNotFoundError(f"Tiny ImageNet not found under {base} (tiny-imagenet/train/<wnid>/): "
+                                    f"{TINY_HINT}")
+        return carve(image_folder(folder), split, val_fraction)  # no official split here: carved, as CIFAR's JPEGs
     if not root:
         raise ValueError("dataset 'imagefolder' needs --data_root, the folder that holds train/ (and val/)")
     if (base / "train").is_dir():

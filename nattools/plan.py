@@ -12,10 +12,12 @@ from . import data as D
 from .bench import default_device, nat_step_timer
 from .config import ConfigError
 from .models import build_model
+from .train import resolve_precision
 
 # Training-set sizes of the datasets the presets are for (used when the data is not here).
 KNOWN_SIZES = {"imagefolder": ("ImageNet ILSVRC-2012 train", 1_281_167), "stl10": ("STL-10 unlabeled", 100_000),
-               "cifar10": ("CIFAR-10 train", 50_000), "digits": ("scikit-learn digits", 1_797)}
+               "cifar10": ("CIFAR-10 train", 50_000), "digits": ("scikit-learn digits", 1_797),
+               "tinyimagenet": ("Tiny ImageNet train", 100_000)}
 
 
 def count_images(folder: Path) -> int:
@@ -85,8 +87,8 @@ def plan(cfg, world: int = None, measure_steps: int = 2, measure_batch: int = No
     model = build_model(cfg)
     params = sum(p.numel() for p in model.parameters())
     device = device or default_device()
-    cuda = device.startswith("cuda")
-    act = activation_bytes(model, cfg, 2 if cfg.bf16 and cuda else 4) * cfg.batch_size * cfg.views
+    cuda, precision = device.startswith("cuda"), resolve_precision(cfg.precision, device)
+    act = activation_bytes(model, cfg, 2 if precision == "bf16" else 4) * cfg.batch_size * cfg.views
     mb = 2 ** -20
     memory = {
         "model_mb": params * 4 * mb, "grads_mb": params * 4 * mb,
@@ -112,12 +114,14 @@ def plan(cfg, world: int = None, measure_steps: int = 2, measure_batch: int = No
     name = torch.cuda.get_device_name() if cuda else f"CPU ({threads} thread{'s' if threads > 1 else ''})"
     return {
         "config": {f: getattr(cfg, f) for f in ("name", "dataset", "model", "image_size", "d", "batch_size",
-                                                "views", "epochs", "reassign_every", "lr", "bf16")},
+                                                "views", "epochs", "reassign_every", "lr", "precision")},
+        "precision": f"{precision} (--precision {cfg.precision} on {device})",
         "n": n, "n_source": n_source, "k": k, "world": world,
         "steps_per_epoch_per_rank": steps, "total_steps": steps * cfg.epochs,
         "epochs_with_reassignment": reassign_epochs,
         "parameters": params, "memory": {key: round(v, 1) for key, v in memory.items()},
-        "throughput": {"device": name, "batch": batch, "steps_timed": measure_steps,
+        "throughput": {"device": name, "precision": precision, "batch": batch, "steps_timed": measure_steps,
+                       "nat_step_ms": round(1e3 * min(nat), 1), "fixed_step_ms": round(1e3 * min(fixed), 1),
                        "nat_images_per_s": round(nat_ips, 2), "fixed_images_per_s": round(fixed_ips, 2),
                        "seconds_spent_measuring": round(measured_s, 1),
                        "what": "fastest of a few real NAT steps (forward, Hungarian, loss, backward, SGD) "

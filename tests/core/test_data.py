@@ -174,3 +174,24 @@ def test_subset_draws_from_every_class_of_a_sorted_folder(tmp_path, image_tree):
     assert len(sub) == 9 and len(set(sub.indices)) == 9 and sub.indices == sorted(sub.indices)
     assert set(labels) == {0, 1, 2}               # a prefix would be class "a" only
     assert D.subset(ds, 9).indices == sub.indices  # seeded
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_tinyimagenet_reads_the_shared_and_the_official_layout(tmp_path, image_tree, nested, monkeypatch):
+    """The shared archive's tiny-imagenet/train/<wnid>/*.JPEG, or the official train/<wnid>/images/*.JPEG:
+    the same classes and images; a validation split carved with a fixed seed, disjoint from train."""
+    from nattools import data as D
+    root = tmp_path / "root"
+    train = root / "tiny-imagenet" / "train" if not nested else root / "train"
+    for wnid in ("n01443537", "n01629819"):  # image_tree(root, {c: n}) writes root/c/NNNN.jpg
+        image_tree(train / wnid, classes={"images": 10}, size=64) if nested else \
+            image_tree(train, classes={wnid: 10}, size=64)
+    tr = D.load("tinyimagenet", "train", root, val_fraction=0.2)
+    va = D.load("tinyimagenet", "val", root, val_fraction=0.2)
+    assert tr.classes == va.classes == ["n01443537", "n01629819"]
+    assert len(tr) == 16 and len(va) == 4 and not set(tr.indices) & set(va.indices)
+    assert sorted(tr.targets + va.targets) == [0] * 10 + [1] * 10
+    monkeypatch.setenv("NATTOOLS_DATA", str(root))
+    assert len(D.load("tinyimagenet", "val", val_fraction=0.2)) == 4   # found through $NATTOOLS_DATA too
+    with pytest.raises(FileNotFoundError, match="Tiny ImageNet not found.*tinyimagenet-train.tar.gz"):
+        D.load("tinyimagenet", "train", tmp_path / "nowhere")
