@@ -57,6 +57,19 @@ def parser() -> argparse.ArgumentParser:
                    help="baselines only: carve this validation split instead of the run's")
     e.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     e.add_argument("--out", default=None, help="also write the figures (fractions of 1) to this JSON file")
+    e.add_argument("--dataset", default=None, help="another data set than the checkpoint's (transfer): kNN-20 and the "
+                   "linear probe on its validation split, learning from its labelled training images")
+    e.add_argument("--labels_per_class", type=int, default=0, help="learn from this many labelled images per class "
+                   "(0 = all), on --dataset or the checkpoint's own")
+    f = sub.add_parser("finetune", help="fine-tune every layer of a checkpoint (or its random init) on N labelled "
+                       "images per class; accuracy on the target's validation split, in %%")
+    f.add_argument("checkpoint")
+    f.add_argument("--random_init", action="store_true", help="start from the weights the checkpoint's run started from")
+    from .transfer import FinetuneConfig
+    for fld in dataclasses.fields(FinetuneConfig):  # dataset, val_fraction: the checkpoint's, unless given
+        f.add_argument(f"--{fld.name}", type=type(fld.default), default=None, help=f"(default: {fld.default!r})")
+    f.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    f.add_argument("--out", default=None, help="also write the figures to this JSON file")
     b = sub.add_parser("bench", help="assignment overhead and trainer throughput, as ratios")
     b.add_argument("--batches", type=int, nargs="+", default=[256, 1024])
     b.add_argument("--repeats", type=int, default=21, help="ABBA pairs of NAT and fixed-target steps per batch size")
@@ -83,6 +96,16 @@ def run(args, argv) -> int:
         if "knn20_val" in res:
             summary["knn20_val_pct"] = round(100 * res["knn20_val"], 2)
         print(json.dumps(summary))
+    elif args.cmd in ("finetune", "eval") and (args.cmd == "finetune" or args.dataset or args.labels_per_class):
+        figures = transfer_command(args)
+        figures["command"] = command
+        print(f"{'finetuned' if args.cmd == 'finetune' else 'frozen'} {'random init of ' * bool(getattr(args, 'random_init', args.baseline))}"
+              f"{args.checkpoint} on {figures['n_labelled']:,} labelled {figures['protocol']['dataset']} images, scored "
+              f"on {figures['n_val']:,} validation images:")
+        for key in ("accuracy", "knn20_embed", "linear_features_2x2"):
+            if key in figures:
+                print(f"  {key}: {100 * figures[key]:.2f} %")
+        write_out(figures, args.out)
     elif args.cmd == "eval":
         if args.probe_epochs < 0:
             raise UsageError(f"--probe_epochs {args.probe_epochs}: must be >= 0")
@@ -99,15 +122,40 @@ def run(args, argv) -> int:
         for key, value in figures.items():
             if key.startswith(("knn", "linear")):
                 print(f"  {key}: {100 * value:.2f} %")
-        if args.out:
-            from pathlib import Path
-            from .checkpoint import write_text_atomic
-            write_text_atomic(json.dumps(figures, indent=1), Path(args.out))
-            print(f"wrote {args.out}")
+        write_out(figures, args.out)
     elif args.cmd == "bench":
         from .bench import run_bench
         run_bench(args)
     return 0
+
+
+def write_out(figures: dict, out) -> None:
+    if out:
+        from pathlib import Path
+        from .checkpoint import write_text_atomic
+        write_text_atomic(json.dumps(figures, indent=1), Path(out))
+        print(f"wrote {out}")
+
+
+def transfer_command(args) -> dict:
+    """finetune, or eval --dataset: the transfer protocol (nattools.transfer) on the target data set."""
+    from . import transfer
+    from .train import pick_device
+    random = bool(getattr(args, "random_init", False) or getattr(args, "baseline", None) == "random")
+    net, cfg = transfer.start(args.checkpoint, random)
+    names = [f.name for f in dataclasses.fields(transfer.FinetuneConfig)]
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    given.setdefault("dataset", cfg.dataset)
+    if given["dataset"] == cfg.dataset:  # the checkpoint's own data: its own held-out split
+        given.setdefault("val_fraction", cfg.val_fraction)
+        given.setdefault("data_root", cfg.data_root)
+    fcfg = transfer.FinetuneConfig(**given).validate()
+    device = pick_device(args.device)
+    if args.cmd == "finetune":
+        return {"random_init": random, **transfer.finetune(net, cfg, fcfg, device, progress=True)}
+    if args.baseline == "pixels":
+        raise UsageError("--baseline pixels with --dataset: not available; use random, or leave it out")
+    return {"baseline": args.baseline or False, **transfer.frozen(net, cfg, fcfg, random, device, args.probe_epochs)}
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 DATASETS = ("cifar10", "digits", "imagefolder", "stl10", "tinyimagenet")
 MODELS = ("small", "alexnet")
 INPUTS = ("sobel", "grey", "rgb")
-OBJECTIVES = ("nat", "square", "softmax")
+OBJECTIVES = ("nat", "square", "softmax", "deepcluster", "sela")
+SUCCESSORS = ("deepcluster", "sela")  # learned targets: pseudo-labels for a classifier on the embedding
 TARGETS = ("sphere", "discrete")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
@@ -76,7 +77,14 @@ class TrainConfig:
     k: int = _opt(0, "recipe", "number of targets (0 = one per image; otherwise >= the number of images)",
                   check=lambda v: v >= 0, rule=">= 0")
     objective: str = _opt("nat", "recipe", "nat: noise as targets; square, softmax: supervised baselines "
-                          "(labels; d = classes)", choices=OBJECTIVES)
+                          "(labels; d = classes); deepcluster, sela: NAT's successors (k-means or Sinkhorn "
+                          "pseudo-labels, re-solved every reassign_every-th epoch)", choices=OBJECTIVES)
+    clusters: int = _opt(100, "network", "deepcluster, sela: number of clusters K (the classifier's outputs)",
+                         check=lambda v: 2 <= v <= 1_000_000, rule="in [2, 1000000]")
+    heads: int = _opt(1, "network", "sela: clusterings of the embedding at once (one classifier each)",
+                      check=lambda v: 1 <= v <= 64, rule="in [1, 64]")
+    sela_lambda: float = _opt(10.0, "recipe", "sela: Sinkhorn-Knopp on the probabilities to this power (large: "
+                              "nearer the hard assignment)", check=_finite(0, 1000, lo_open=True), rule="in (0, 1000]")
     targets: str = _opt("sphere", "recipe", "sphere: continuous targets; discrete: k_codes cluster codes",
                         choices=TARGETS)
     k_codes: int = _opt(10, "recipe", "number of codes of discrete targets", check=lambda v: v >= 1, rule=">= 1")
@@ -150,13 +158,17 @@ class TrainConfig:
                 raise ConfigError(f"{f.name}={v!r}: must be {meta['rule']}")
         if self.model == "alexnet" and self.image_size < 64:
             raise ConfigError(f"image_size={self.image_size}: alexnet needs crops of at least 64 px (224 in the paper)")
-        if self.objective != "nat" and self.views > 1:
+        if self.objective in ("square", "softmax") and self.views > 1:
             raise ConfigError(f"views={self.views}: the supervised baselines take one view per image")
+        if self.heads > 1 and self.objective != "sela":
+            raise ConfigError(f"heads={self.heads}: several clusterings at once are SeLa's (--objective sela)")
         if n is not None:
             if self.batch_size > n:
                 raise ConfigError(f"batch_size={self.batch_size} > n={n} training images; lower --batch_size")
             if self.k and self.k < n:
                 raise ConfigError(f"k={self.k} < n={n}: NAT needs one target per image; set --k 0 (k = n) or larger")
+            if self.objective in SUCCESSORS and self.clusters > n:
+                raise ConfigError(f"clusters={self.clusters} > n={n} training images: K must be at most n")
             if self.targets == "discrete" and self.k_codes > n:
                 raise ConfigError(f"k_codes={self.k_codes} must be at most n={n}")
         return self
@@ -186,6 +198,8 @@ PRESETS = {
     "digits": {"dataset": "digits", "epochs": 6, "batch_size": 128, "workers": 0, "crop_min": 0.5},
     "stl10": {"dataset": "stl10", "image_size": 96, "width": 64, "crop_min": 0.3, "epochs": 100,
               "weight_decay": 5e-4, "workers": 8},
+    "deepcluster": {"objective": "deepcluster", "name": "cifar10_deepcluster", "reassign_every": 1, "clusters": 100},
+    "sela": {"objective": "sela", "name": "cifar10_sela", "reassign_every": 3, "clusters": 128, "heads": 1},
     "imagenet": {"name": "imagenet_nat", "dataset": "imagefolder", "model": "alexnet", "image_size": 224,
                  "d": 4096, "crop_min": 0.08, "epochs": 100, "batch_size": 256, "lr": 0.05, "momentum": 0.9,
                  "weight_decay": 5e-4, "reassign_every": 3, "workers": 8, "val_fraction": 0.0,

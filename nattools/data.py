@@ -239,6 +239,24 @@ def subset(ds, limit: int, seed: int = 0):
     return sub
 
 
+def labelled_subset(ds, per_class: int, seed: int = 0):
+    """per_class images of every class, drawn with a seed, in index order (0: every image); raises naming a
+    class that holds fewer."""
+    if not getattr(ds, "classes", None):
+        raise UsageError("labelled images needed (<class>/<image> folders): this data set has no classes")
+    if per_class == 0:
+        return ds
+    targets, g, keep = torch.as_tensor(ds.targets), torch.Generator().manual_seed(seed), []
+    for c, name in enumerate(ds.classes):
+        members = torch.nonzero(targets == c).flatten()
+        if len(members) < per_class:
+            raise UsageError(f"labels_per_class={per_class}: class {name!r} has only {len(members)} training images")
+        keep.append(members[torch.randperm(len(members), generator=g)[:per_class]])
+    sub = Subset(ds, torch.cat(keep).sort().values.tolist())
+    sub.classes, sub.targets = ds.classes, [ds.targets[i] for i in sub.indices]
+    return sub
+
+
 def sample(name: str, n: int, split: str = "train", seed: int = 0, size: int = 32, root=None,
            val_fraction: float = 0.1, limit: int = 0):
     """n images of a split drawn with a fixed seed (of the `limit` images a run trained on, with --limit),
@@ -421,14 +439,14 @@ def training_set(base, image_size: int, workers: int = 0, cache_bytes: float = 2
 class EpochSampler(torch.utils.data.Sampler):
     """A shuffle fixed by (seed, epoch), this rank's share (as DistributedSampler), from `start` (resuming)."""
 
-    def __init__(self, n: int, seed: int, epoch: int, rank: int = 0, world: int = 1, start: int = 0):
+    def __init__(self, n: int, seed: int, epoch: int, rank: int = 0, world: int = 1, start: int = 0, order=None):
         self.n, self.seed, self.epoch, self.rank, self.world, self.start = n, seed, epoch, rank, world, start
-        self.per_rank = n // world
+        self.per_rank, self.order = n // world, order  # order: the epoch's n ids, given (DeepCluster's sampling)
 
     def __len__(self):
         return self.per_rank - self.start
 
     def __iter__(self):
         g = torch.Generator().manual_seed(seed_of(self.seed, self.epoch))
-        perm = torch.randperm(self.n, generator=g)[: self.per_rank * self.world]
+        perm = (torch.randperm(self.n, generator=g) if self.order is None else self.order)[: self.per_rank * self.world]
         return iter(perm[self.rank:: self.world][self.start:].tolist())

@@ -42,6 +42,15 @@ def all_gather(t: torch.Tensor, world: int) -> list:
     return [o.cpu() for o in out]
 
 
+def broadcast(t: torch.Tensor, world: int) -> torch.Tensor:
+    """Rank 0's t on every rank (the same shape everywhere), as a CPU tensor."""
+    if world == 1:
+        return t
+    x = t.cuda() if dist.get_backend() == "nccl" else t.clone()
+    dist.broadcast(x, 0)
+    return x.cpu()
+
+
 def same_on_all_ranks(value, world: int, what: str) -> list:
     """Gather a small picklable value from every rank; raise on every rank if they differ."""
     values = [value]

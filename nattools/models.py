@@ -105,9 +105,11 @@ def alexnet(d: int = 4096, input: str = "sobel") -> NATNet:
 
 
 def build_model(cfg) -> NATNet:
-    """The network a TrainConfig names (cfg.model, cfg.d, cfg.input, cfg.width)."""
-    if cfg.model == "small":
-        return small_net(cfg.d, cfg.input, cfg.width, cfg.hidden)
-    if cfg.model == "alexnet":
-        return alexnet(cfg.d, cfg.input)
-    raise ValueError(f"unknown model {cfg.model!r}; choose one of {MODELS}")
+    """The network a TrainConfig names (cfg.model, cfg.d, cfg.input, cfg.width); DeepCluster and SeLa add
+    `classifier`, a linear layer from the projection to heads x clusters pseudo-classes."""
+    if cfg.model not in MODELS:
+        raise ValueError(f"unknown model {cfg.model!r}; choose one of {MODELS}")
+    model = small_net(cfg.d, cfg.input, cfg.width, cfg.hidden) if cfg.model == "small" else alexnet(cfg.d, cfg.input)
+    if getattr(cfg, "objective", "nat") in ("deepcluster", "sela"):  # NAT's successors: a classifier on top
+        model.classifier = nn.Linear(cfg.d, cfg.heads * cfg.clusters)
+    return model

@@ -21,10 +21,12 @@ from .assign import Assignment
 from .checkpoint import (RunLock, check_writable, data_digest, git_commit, read_state, resume_differences,
                          save_atomic, versions, write_text_atomic)
 from .checkpoint import load_checkpoint  # noqa: F401  (nattools.train.load_checkpoint, as before)
-from .config import PRESETS, ConfigError, TrainConfig, UsageError  # noqa: F401  (PRESETS: as before)
+from .config import PRESETS, SUCCESSORS, ConfigError, TrainConfig, UsageError  # noqa: F401  (PRESETS: as before)
+from .deepcluster import DeepCluster
 from .evaluate import evaluate_model, uniformity
 from .models import build_model
 from .step import Diverged, nat_step
+from .sela import SeLa
 from .targets import TargetStore, discrete_targets
 
 
@@ -35,7 +37,7 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 def should_reassign(cfg: TrainConfig, epoch: int) -> bool:
-    return cfg.objective == "nat" and cfg.reassign_every > 0 and epoch % cfg.reassign_every == 0
+    return cfg.objective in ("nat",) + SUCCESSORS and cfg.reassign_every > 0 and epoch % cfg.reassign_every == 0
 
 
 def pick_device(device: str) -> str:
@@ -79,6 +81,7 @@ class Run:
     averaged: AveragedModel = None  # the moving average of the weights (BatchNorm statistics too), if cfg.ema
     digest: str = ""                # fingerprint of the training images
     precision: str = "fp32"         # what the steps compute in: cfg.precision resolved on this device
+    pseudo: object = None           # DeepCluster or SeLa: the learned pseudo-labels (their classifier: model.classifier)
 
     @classmethod
     def build(cls, cfg: TrainConfig, n: int, device: str, digest: str) -> "Run":
@@ -89,8 +92,10 @@ class Run:
         averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) \
             if cfg.ema else None
         assignment = Assignment(n, k, cfg.seed, solver=cfg.solver)
+        pseudo = {"deepcluster": lambda: DeepCluster(n, cfg.clusters, cfg.seed),
+                  "sela": lambda: SeLa(n, cfg.clusters, cfg.heads, cfg.sela_lambda, cfg.seed)}.get(cfg.objective)
         return cls(cfg, model, build_targets(cfg, k).to(device), assignment, opt, averaged, digest,
-                   resolve_precision(cfg.precision, device))
+                   resolve_precision(cfg.precision, device), pseudo and pseudo())
 
     @property
     def final_model(self) -> torch.nn.Module:
@@ -99,6 +104,8 @@ class Run:
 
     def save(self, epoch: int, step: int, world: int, history: list, partial: dict = None) -> None:
         extra = {} if self.averaged is None else {"averaged": self.averaged.module.state_dict()}
+        if self.pseudo is not None:
+            extra["pseudo_labels"] = self.pseudo.labels
         save_atomic({"config": dataclasses.asdict(self.cfg), "model": self.model.state_dict(), **extra,
                      "optimizer": self.opt.state_dict(), "assignment": self.assignment.state_dict(),
                      "epoch": epoch, "step": step, "world": world, "history": history, "partial": partial,
@@ -131,6 +138,8 @@ class Run:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.assignment.load_state_dict(state["assignment"])
+        if self.pseudo is not None:
+            self.pseudo.labels = state["pseudo_labels"]
         if self.averaged is not None:
             self.averaged.module.load_state_dict(state["averaged"])
             self.averaged.n_averaged.fill_(1)  # > 0: go on averaging (0 would restart from a copy)
@@ -144,7 +153,7 @@ class Run:
 def training_data(cfg: TrainConfig, device: str, world: int, progress: bool):
     """The training images as (uint8 image, label, index), in memory (on the GPU too) when they fit."""
     base = D.load(cfg.dataset, "train", cfg.data_root or None, cfg.val_fraction, cfg.download)
-    if cfg.objective != "nat" and cfg.d != len(base.classes):
+    if cfg.objective in ("square", "softmax") and cfg.d != len(base.classes):
         raise ConfigError(f"objective {cfg.objective!r} predicts the {len(base.classes)} classes: set --d "
                           f"{len(base.classes)}" if base.classes else "the supervised baselines need labelled images")
     if cfg.limit:
@@ -187,7 +196,8 @@ def run_epoch(run: Run, net, train_set, epoch: int, step: int, sums: dict, histo
     steps_per_epoch = (len(train_set) // world) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     reassign = should_reassign(cfg, epoch)
-    sampler = D.EpochSampler(len(train_set), cfg.seed, epoch, rank, world, start=step * cfg.batch_size)
+    sampler = D.EpochSampler(len(train_set), cfg.seed, epoch, rank, world, start=step * cfg.batch_size,
+                             order=run.pseudo.order(epoch) if run.pseudo is not None else None)
     bar = tqdm(D.batches(train_set, sampler, cfg.batch_size, cfg.workers, device), initial=step,
                total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                disable=rank != 0 or not progress)
@@ -204,12 +214,15 @@ def run_epoch(run: Run, net, train_set, epoch: int, step: int, sums: dict, histo
         x = D.augment(x, cfg.image_size, cfg.crop_min, torch.Generator(device).manual_seed(step_seed),
                       jitter=cfg.jitter).contiguous(memory_format=torch.channels_last)   # (v*b, 3, S, S)
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=run.precision == "bf16"):
-            z = net(x, normalize=cfg.objective != "softmax").float().view(cfg.views, len(idx), -1)  # (v, b, d)
+            z = net(x, normalize=cfg.objective not in ("softmax",) + SUCCESSORS).float().view(cfg.views, len(idx), -1)
         if cfg.objective == "nat":
             out = nat_step(z[0] if cfg.views == 1 else z, idx, run.assignment, run.targets, reassign, rank, world)
             loss = out.loss
             sums["changed"] += out.changed
             sums["assign_s"] += out.solve_s
+        elif run.pseudo is not None:  # z (v, b, d): projections; the classifier reads them, kNN their directions
+            loss = run.pseudo.loss(model.classifier(z), idx)
+            z = F.normalize(z, dim=-1)
         else:
             loss = supervised_loss(z, y, cfg)
         if not torch.isfinite(loss):
@@ -234,6 +247,40 @@ def run_epoch(run: Run, net, train_set, epoch: int, step: int, sums: dict, histo
     return step
 
 
+@torch.no_grad()
+def project_all(run: Run, train_set, device: str, batch: int = 1024) -> torch.Tensor:
+    """(n, d) projections of every training image as stored (centre crop, no augmentation), BN in eval mode."""
+    cfg, model = run.cfg, run.model
+    chunks = train_set.images.split(batch) if isinstance(train_set, D.InMemory) else \
+        (x for x, _, _ in torch.utils.data.DataLoader(train_set, batch_size=batch, num_workers=cfg.workers))
+    o, out = (D.load_size(cfg.image_size) - cfg.image_size) // 2, []
+    model.eval()
+    for x in chunks:
+        x = x[..., o:o + cfg.image_size, o:o + cfg.image_size].to(device).float().div_(255)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=run.precision == "bf16"):
+            out.append(model.project(x.contiguous(memory_format=torch.channels_last)).float())
+    model.train()
+    return torch.cat(out)
+
+
+def solve_pseudo_labels(run: Run, train_set, epoch: int, device: str, world: int) -> dict:
+    """DeepCluster's k-means or SeLa's Sinkhorn on every training image, at the start of a re-solving epoch;
+    rank 0's labels go to every rank. -> what the epoch logs: the share of labels that changed, and the
+    normalised mutual information with the previous labels (k-means' cluster ids are arbitrary: NMI is
+    the measure that means something there), and the seconds spent."""
+    from sklearn.metrics import normalized_mutual_info_score
+    t = time.perf_counter()
+    p = project_all(run, train_set, device)                                        # (n, d)
+    with torch.no_grad():
+        new = run.pseudo.solve(F.normalize(p, dim=1), run.model.classifier(p), epoch)
+    new, old = distributed.broadcast(new, world), run.pseudo.labels
+    run.pseudo.labels = new
+    run.pseudo.after_solve(run.model.classifier, run.opt, epoch)
+    nmi = normalized_mutual_info_score(old.reshape(-1, len(p))[0].numpy(), new.reshape(-1, len(p))[0].numpy())
+    return {"solve": {"changed": float((old != new).float().mean()), "nmi": float(nmi)},
+            "assign_s": time.perf_counter() - t}
+
+
 def epoch_record(run: Run, epoch: int, sums: dict, seconds: float, world: int, steps_per_epoch: int) -> dict:
     """One line of the history: loss, share of changed targets, uniformity, speed."""
     cfg = run.cfg
@@ -243,7 +290,7 @@ def epoch_record(run: Run, epoch: int, sums: dict, seconds: float, world: int, s
             "uniformity": uniformity(z) if len(z) > 1 else float("nan"),
             "images_per_s": sums["seen"] * world / seconds, "assign_s": sums["assign_s"], "epoch_s": seconds,
             "lr": lr_at(cfg, (epoch + 1) * steps_per_epoch, steps_per_epoch * cfg.epochs),
-            "reassigned": should_reassign(cfg, epoch)}
+            "reassigned": should_reassign(cfg, epoch), **sums.get("solve", {})}
 
 
 def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = True) -> dict:
@@ -277,6 +324,8 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
     while epoch < cfg.epochs:
         sums, t0 = partial or new_sums(), time.time()
         partial = None
+        if run.pseudo is not None and step == 0 and should_reassign(cfg, epoch):
+            sums.update(solve_pseudo_labels(run, train_set, epoch, device, world))
         try:
             step = run_epoch(run, net, train_set, epoch, step, sums, history, device, rank, world, on_step, progress)
         except Diverged as e:
