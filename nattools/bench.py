@@ -10,7 +10,7 @@ import time
 import torch
 
 from .assign import Assignment
-from .config import TrainConfig
+from .config import TrainConfig, UsageError
 from .data import augment
 from .models import build_model
 from .step import nat_step
@@ -139,6 +139,11 @@ def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4, device: str =
 
 def run_bench(args) -> dict:
     from .data import default_dataset, load, subset, training_set
+    for option, value, low, why in (("--batches", min(args.batches), 2, ""), ("--repeats", args.repeats, 1, ""),
+                                    ("--trainer_steps", args.trainer_steps, 1, ""),
+                                    ("--trainer_epochs", args.trainer_epochs, 2, " (the first epoch is a warm-up)")):
+        if value < low:
+            raise UsageError(f"{option} {value}: must be >= {low}{why}")
     device = default_device(getattr(args, "device", "auto"))
     dataset = args.dataset or default_dataset()
     cfg = TrainConfig(dataset=dataset)
