@@ -137,22 +137,20 @@ def resume_state(cfg: TrainConfig):
     return state
 
 
-def check_run_files(cfg: TrainConfig) -> None:
-    """Every file the run writes, before any work (checkpoint_output); its snapshots replace only its own."""
+def check_run_files(cfg: TrainConfig, snapshot: Path = None) -> Path:
+    """Every file the run writes, before any work. A snapshot replaces only one of this run (NAME_epoch1.pt may
+    be another run's checkpoint): checked here for the epochs it keeps, and again just before it is written."""
+    def own(p):
+        state = contents(p)
+        return "optimizer" not in state and (state.get("config") or {}).get("name") == cfg.name
+    if snapshot is not None:
+        return check_output(snapshot, "--snapshot_every", replaces=own)
     for path in (cfg.checkpoint_path, cfg.results_path, cfg.log_path):
         check_output(path, "--out/--name")
     for path in cfg.checkpoint_path.parent.glob(f"{cfg.name}_epoch*.pt"):
         epoch = path.stem.rsplit("_epoch", 1)[1]
         if cfg.snapshot_every and epoch.isdigit() and int(epoch) % cfg.snapshot_every == 0:
-            check_snapshot(cfg, path)
-
-
-def check_snapshot(cfg: TrainConfig, path: Path) -> Path:
-    """A snapshot replaces only a snapshot of the same run (NAME_epoch1.pt may be another run's checkpoint)."""
-    def own(p):
-        state = contents(p)
-        return "optimizer" not in state and (state.get("config") or {}).get("name") == cfg.name
-    return check_output(path, "--snapshot_every", replaces=own)
+            check_output(path, "--snapshot_every", replaces=own)
 
 
 def training_data(cfg: TrainConfig, device: str, world: int, progress: bool):
@@ -324,7 +322,7 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
             if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:  # weights only, for studies
                 save_atomic({"config": dataclasses.asdict(cfg), "model": run.final_model.state_dict(), "epoch": epoch,
                              "data": {"n": n, "digest": digest}},  # eval checks the images it scores against these
-                            check_snapshot(cfg, cfg.checkpoint_path.with_name(f"{cfg.name}_epoch{epoch}.pt")))
+                            check_run_files(cfg, cfg.checkpoint_path.with_name(f"{cfg.name}_epoch{epoch}.pt")))
             # the whole log from `history`, so a fresh run never continues an older log of the same name
             write_text_atomic("".join(json_text(h, None) + "\n" for h in history), cfg.log_path)
             h = history[-1]
@@ -339,9 +337,10 @@ def finish(run: Run, cfg: TrainConfig, device, rank, world, epoch, history, comm
     # Every rank must end with the same table (checked); this also holds every rank here until
     # all have finished training, so rank 0's evaluation below keeps nobody at a collective.
     digests = distributed.same_on_all_ranks(distributed.table_digest(run.assignment), world, "the assignment table")
+    segments = run.wall()
     results = {"name": cfg.name, "command": command or " ".join(sys.argv), "config": dataclasses.asdict(cfg),
                "commit": git_commit(), "versions": versions(), "n": run.assignment.n, "k": run.assignment.k,
-               "world": world, "wall_time_s": sum(run.wall()), "segments_s": run.wall(), "epochs_done": epoch,
+               "world": world, "wall_time_s": sum(segments), "segments_s": segments, "epochs_done": epoch,
                "history": history, "table_digests": digests}
     if rank == 0:
         write_text_atomic(json_text(results), cfg.results_path)  # kept if the evaluation fails

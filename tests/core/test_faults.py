@@ -64,8 +64,9 @@ def run_a(tmp_path_factory):
 def test_eval_out_never_replaces_a_checkpoint_a_runs_results_or_a_folder(run_a, tmp_path, capsys):
     ckpt, results = run_a.checkpoint_path, run_a.results_path
     before = ckpt.read_bytes(), results.read_bytes()
+    (tmp_path / "file").write_text("")
     for out, words in ((ckpt, ("never replaced",)), (results, ("never replaced",)), (tmp_path, ("is a folder",)),
-                       ("", ("--out ''",))):
+                       ("", ("--out ''",)), (tmp_path / "file" / "e.json", ("is a file, not a folder",))):
         assert main(["eval", str(ckpt), "--probe_epochs", "0", "--out", str(out)]) == 2
         one_line_error(capsys, *words)
     assert (ckpt.read_bytes(), results.read_bytes()) == before
