@@ -1,7 +1,8 @@
 """Command line: python -m nattools train | eval | bench  (each with --help).
 
 Every TrainConfig field is an option:  python -m nattools train --preset digits --epochs 3
-Errors are one line (exit status 2); --debug shows the traceback.
+Errors are one line (exit status 2); --debug shows the traceback. Ctrl-C or SIGTERM: training saves the
+run at the next step boundary and exits with 130 or 143; the same command resumes it.
 """
 import argparse
 import dataclasses
@@ -93,10 +94,11 @@ def run(args, argv) -> int:
         from .train import train
         res = train(cfg, command=command)
         summary = {k: res[k] for k in ("name", "epochs_done", "wall_time_s") if k in res}
-        if "knn20_val" in res:
+        if res.get("knn20_val") is not None:
             summary["knn20_val_pct"] = round(100 * res["knn20_val"], 2)
         print(json.dumps(summary))
     elif args.cmd in ("finetune", "eval") and (args.cmd == "finetune" or args.dataset or args.labels_per_class):
+        out = checked_out(args.out)
         figures = transfer_command(args)
         figures["command"] = command
         print(f"{'finetuned' if args.cmd == 'finetune' else 'frozen'} {'random init of ' * bool(getattr(args, 'random_init', args.baseline))}"
@@ -105,7 +107,7 @@ def run(args, argv) -> int:
         for key in ("accuracy", "knn20_embed", "linear_features_2x2"):
             if key in figures:
                 print(f"  {key}: {100 * figures[key]:.2f} %")
-        write_out(figures, args.out)
+        write_out(figures, out)
     elif args.cmd == "eval":
         if args.probe_epochs < 0:
             raise UsageError(f"--probe_epochs {args.probe_epochs}: must be >= 0")
@@ -113,27 +115,34 @@ def run(args, argv) -> int:
             raise UsageError(f"--val_fraction {args.val_fraction}: must be in [0, 1)")
         from .evaluate import evaluate_checkpoint
         from .train import pick_device
+        out = checked_out(args.out)
         figures = evaluate_checkpoint(args.checkpoint, baseline=args.baseline, probe_epochs=args.probe_epochs,
                                       val_fraction=args.val_fraction, device=pick_device(args.device),
                                       data_root=args.data_root)
         figures["command"] = command
         what = f"{args.baseline} baseline of " if args.baseline else ""
-        print(f"{what}{args.checkpoint} on the {figures['split']} split ({figures['n_val']} images):")
+        print(f"{what}{args.checkpoint} on {figures['split']} ({figures['n_val']} images):")
         for key, value in figures.items():
             if key.startswith(("knn", "linear")):
                 print(f"  {key}: {100 * value:.2f} %")
-        write_out(figures, args.out)
+        write_out(figures, out)
     elif args.cmd == "bench":
         from .bench import run_bench
         run_bench(args)
     return 0
 
 
+def checked_out(path):
+    """--out of eval and finetune, checked before any work: it may replace only a figures file of theirs."""
+    from .checkpoint import check_output, contents
+    own = ({"checkpoint", "baseline"}, {"protocol", "n_labelled"})
+    return None if path is None else check_output(path, replaces=lambda p: any(k <= set(contents(p)) for k in own))
+
+
 def write_out(figures: dict, out) -> None:
     if out:
-        from pathlib import Path
-        from .checkpoint import write_text_atomic
-        write_text_atomic(json.dumps(figures, indent=1), Path(out))
+        from .checkpoint import json_text, write_text_atomic
+        write_text_atomic(json_text(figures), out)
         print(f"wrote {out}")
 
 
@@ -161,13 +170,18 @@ def transfer_command(args) -> dict:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    from .checkpoint import Interrupted, signals
     try:
-        return run(args, argv)
-    except (UsageError, FileNotFoundError) as e:
+        with signals():
+            return run(args, argv)
+    except (UsageError, OSError) as e:  # OSError: a file, a disk or the network, said in one line
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        return 128 + e.signum
 
 
 if __name__ == "__main__":

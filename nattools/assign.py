@@ -113,7 +113,12 @@ class Assignment:
         if (state["n"], state["k"]) != (self.n, self.k):
             raise ValueError(f"assignment in checkpoint is for n={state['n']}, k={state['k']}, "
                              f"this run has n={self.n}, k={self.k}")
-        self.table = state["table"].clone()
+        table = torch.as_tensor(state["table"])
+        if table.shape != (self.n,) or table.is_floating_point() or len(table) and (
+                int(table.min()) < 0 or int(table.max()) >= self.k or len(table.unique()) < self.n):
+            raise ValueError(f"assignment in checkpoint is not a one-to-one table of {self.n} samples to "
+                             f"targets in [0, {self.k})")
+        self.table = table.long().clone()
         self.owner.fill_(-1)
         self.owner[self.table] = torch.arange(self.n)
         self.generator.set_state(state["generator"])

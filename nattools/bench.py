@@ -11,7 +11,7 @@ import time
 import torch
 
 from .assign import Assignment
-from .config import TrainConfig
+from .config import TrainConfig, UsageError
 from .data import augment
 from .models import build_model
 from .step import nat_step
@@ -157,6 +157,11 @@ def trainer_vs_bare(cfg: TrainConfig, steps: int, epochs: int = 4, device: str =
 
 def run_bench(args) -> dict:
     from .data import default_dataset, load, subset, training_set
+    for option, value, low, why in (("--batches", min(args.batches), 2, ""), ("--repeats", args.repeats, 1, ""),
+                                    ("--trainer_steps", args.trainer_steps, 1, ""),
+                                    ("--trainer_epochs", args.trainer_epochs, 2, " (the first epoch is a warm-up)")):
+        if value < low:
+            raise UsageError(f"{option} {value}: must be >= {low}{why}")
     device = default_device(getattr(args, "device", "auto"))
     dataset = args.dataset or default_dataset()
     cfg = TrainConfig(dataset=dataset)
@@ -175,10 +180,11 @@ def run_bench(args) -> dict:
         print(f"  batch {b:5d}: NAT {r['nat_s'] * 1e3:7.1f} ms  fixed {r['fixed_s'] * 1e3:7.1f} ms  "
               f"solve {r['solve_s'] * 1e3:6.1f} ms  |  ratio (fixed + solve) / fixed {r['parts']:.4f}  "
               f"direct {r['direct']:.4f} [95% {lo:.3f}, {hi:.3f}]")
-    r = bf16_vs_fp32(cfg, cfg.batch_size, args.precision_repeats, device)
+    batch, repeats = min(args.batches), getattr(args, "precision_repeats", 5)
+    r = bf16_vs_fp32(cfg, batch, repeats, device)
     figures["bf16_speedup"] = r["speedup"]
     lo, hi = r["ci"]
-    print(f"(c) bf16 autocast vs fp32, fixed-target step, batch {cfg.batch_size}, {args.precision_repeats} ABBA "
+    print(f"(c) bf16 autocast vs fp32, fixed-target step, batch {batch}, {repeats} ABBA "
           f"pairs: fp32 {r['fp32_s'] * 1e3:.0f} ms, bf16 {r['bf16_s'] * 1e3:.0f} ms, fp32 / bf16 {r['speedup']:.3f} "
           f"[95% {lo:.3f}, {hi:.3f}]; native bf16 here: {'yes' if resolve_precision('auto', device) == 'bf16' else 'no'}")
     r = trainer_vs_bare(cfg, args.trainer_steps, args.trainer_epochs, device)

@@ -17,11 +17,17 @@ TARGETS = ("sphere", "discrete")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
-NAME_RULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+NAME_RULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")  # file names stay under 255 bytes
 
 
 class UsageError(Exception):
-    """Something the user can fix (a setting, a path, a file): the command line prints it as one line."""
+    """Something the user can fix (a setting, a path, a file): the command line prints it as one line.
+    Raised in a data-loader worker, it comes back with the worker's traceback: its own last line is kept."""
+
+    def __init__(self, message: str = ""):
+        if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+            message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
 
 
 class ConfigError(UsageError, ValueError):
@@ -47,7 +53,7 @@ class TrainConfig:
     (data/results/recipe/README.md); all 50,000 images train in 59 minutes alone on this 2-core CPU."""
     name: str = _opt("", "run", "run name: files OUT/checkpoints/NAME.pt and OUT/results/NAME.json "
                      "(default: DATASET_nat)", check=lambda v: v == "" or bool(NAME_RULE.fullmatch(v)),
-                     rule="letters, digits, '.', '_' and '-', not starting with '.', no '/'")
+                     rule="letters, digits, '.', '_' and '-', not starting with '.', no '/', at most 200")
     dataset: str = _opt("cifar10", "recipe", "what to train on", choices=DATASETS)
     data_root: str = _opt("", "run", "folder of the data (default: $NATTOOLS_DATA or ~/.cache/nattools); "
                           "imagefolder: <class>/<image> folders, train/ (+ val/), or a flat folder of images")
@@ -115,7 +121,7 @@ class TrainConfig:
     solver: str = _opt("scipy", "run", "the assignment's exact solver: scipy (the reference) or lap (LAPJV, "
                        "2-3x faster; pip install lap); both find the optimum", choices=("scipy", "lap"))
     out: str = _opt("runs", "run", "folder for checkpoints/ and results/ (the project's own results go to "
-                    "data/ only when asked: --out data)")
+                    "data/ only when asked: --out data)", check=lambda v: v.strip() != "", rule="a folder, not ''")
     ckpt_every: int = _opt(0, "run", "also checkpoint every N steps (0 = at the end of each epoch only)",
                            check=lambda v: v >= 0, rule=">= 0")
     snapshot_every: int = _opt(0, "run", "also keep the weights of every N-th epoch: NAME_epochE.pt (0 = never)",
@@ -132,15 +138,15 @@ class TrainConfig:
 
     @property
     def checkpoint_path(self) -> Path:
-        return Path(self.out) / "checkpoints" / f"{self.name}.pt"
+        return Path(self.out).expanduser() / "checkpoints" / f"{self.name}.pt"
 
     @property
     def results_path(self) -> Path:
-        return Path(self.out) / "results" / f"{self.name}.json"
+        return Path(self.out).expanduser() / "results" / f"{self.name}.json"
 
     @property
     def log_path(self) -> Path:
-        return Path(self.out) / "results" / f"{self.name}.jsonl"
+        return Path(self.out).expanduser() / "results" / f"{self.name}.jsonl"
 
     def validate(self, n: int = None) -> "TrainConfig":
         """Raise ConfigError naming the bad value and what is allowed; n = training-set size if known."""

@@ -2,6 +2,7 @@
 trainer look up each sample's target; labels are only used by evaluation and baselines. Data comes from
 $NATTOOLS_DATA (default ~/.cache/nattools: `cifar10-jpg/train/<class>/*.jpg` or torchvision's
 `cifar-10-batches-py`), else torchvision's download, else (offline) scikit-learn's bundled digits."""
+import io
 import os
 import socket
 import zlib
@@ -9,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
-from .config import DATASETS, UsageError
+from .config import DATASETS, ConfigError, UsageError
 
 PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"  # the project's checkpoints/ and results/
 SPLITS = ("train", "val")
@@ -38,49 +39,86 @@ class BadImage(UsageError, ValueError):
     """An image file that cannot be decoded."""
 
 
-def load_image(path: str) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB. Integer (I;16, I) and float (F) images are scaled, not clipped, from the smallest range
+    that holds their values: [0, 1] (float only), 8-bit, 16-bit, else their maximum."""
+    if img.mode.startswith("I") or img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        top = next(t for t in ((1.0,) if img.mode == "F" else ()) + (255.0, 65535.0, a.max()) if a.max() <= t)
+        img = Image.fromarray(np.clip(a * (255 / max(top, 1e-12)), 0, 255).round().astype(np.uint8))
+    return img.convert("RGB")
+
+
+def load_image(path: str, data: bytes = None) -> Image.Image:
+    """An image file (or its bytes) as 8-bit RGB, or BadImage naming the file."""
     try:
-        with open(path, "rb") as f:
-            return Image.open(f).convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as e:
+        with open(path, "rb") if data is None else io.BytesIO(data) as f:
+            return to_rgb(Image.open(f))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise BadImage(f"cannot decode image file {path}: {e}. Delete or replace it.") from e
 
 
-def _images_in(folder: Path) -> list:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+class ImageFiles(Dataset):
+    """Image files and their labels (-1: unlabelled), as `image_folder` found them."""
 
-
-class FlatFolder(Dataset):
-    """A folder of unlabelled images (your own photos): NAT needs no labels. Label -1, no classes."""
-
-    def __init__(self, folder: Path):
-        self.samples = [(str(p), -1) for p in _images_in(folder)]
-        self.targets, self.classes = [-1] * len(self.samples), []
+    def __init__(self, samples: list, classes: list):
+        self.samples, self.classes, self.targets = samples, classes, [y for _, y in samples]
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, i):
-        return load_image(self.samples[i][0]), -1
+        return load_image(self.samples[i][0]), self.samples[i][1]
 
 
-def image_folder(folder):
-    """An ImageFolder tree (<class>/<image>) or a flat folder of unlabelled images; errors say what is wrong."""
+def _entries(folder: str, root: str, seen: set, deep: bool = False) -> tuple:
+    """(image files, sub-folders) of a folder, by name: regular files only (never a pipe), nothing hidden
+    (.thumbs/, ._x.jpg), no folder read twice, no link back into the data folder (a loop, or duplicates)."""
+    files, subs = [], []
+    for e in sorted(os.scandir(folder), key=lambda e: e.name):
+        if e.name.startswith("."):
+            continue
+        real = os.path.realpath(e.path) if e.is_dir() else None
+        if real and real not in seen and not (e.is_symlink() and (real + os.sep).startswith(root + os.sep)):
+            subs.append(e.path)
+            seen.add(real)
+        elif not real and e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES:
+            files.append(e.path)
+    if deep:  # every image below: the folder's own, then each sub-folder's (ImageFolder's order)
+        return files + [f for s in subs for f in _entries(s, root, seen, deep)[0]], []
+    return files, subs
+
+
+def image_folder(folder, classes: list = None):
+    """The one reader of image folders: <class>/<image> trees (images at any depth of a class folder) or a
+    flat folder of unlabelled images, never both. classes: number a val/ tree as its train/ (a class that
+    train/ lacks is refused)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"data folder {folder} does not exist; point --data_root at a folder of images, "
                                 f"or of class sub-folders (ImageNet layout: train/<class>/*.JPEG)")
-    classes = sorted(p for p in folder.iterdir() if p.is_dir())
-    if not classes:
-        if _images_in(folder):
-            return FlatFolder(folder)
+    root = os.path.realpath(folder)
+    files, subs = _entries(folder, root, {root})
+    names = [os.path.basename(s) for s in subs]
+    unknown = sorted(set(names) - set(classes or names))
+    if files and subs or unknown or classes and not subs:
+        raise UsageError(f"data folder {folder} " + (f"has classes that train/ lacks: {', '.join(unknown[:5])}" if
+                         unknown else "has no class folders, but train/ has" if classes else f"holds {len(files)} "
+                         f"images beside sub-folders ({', '.join(names[:3])}): use a flat folder of images or "
+                         f"<class>/<image> folders, not both"))
+    if not files and not subs:
         raise FileNotFoundError(f"data folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) "
                                 f"and no <class>/<image> sub-folders")
-    for c in classes:
-        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in c.rglob("*")):  # ImageFolder looks at every depth
-            raise FileNotFoundError(f"class folder {c} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                                    f"add images or remove the folder")
-    return datasets.ImageFolder(str(folder), loader=load_image)
+    if not subs:
+        return ImageFiles([(f, -1) for f in files], [])
+    index, samples, seen = {c: i for i, c in enumerate(classes or names)}, [], {root, *map(os.path.realpath, subs)}
+    for s in subs:
+        found = _entries(s, root, seen, deep=True)[0]
+        if not found:
+            raise FileNotFoundError(f"class folder {s} holds no images ({', '.join(IMAGE_SUFFIXES)}) at any "
+                                    f"depth; add images or remove the folder")
+        samples += [(f, index[os.path.basename(s)]) for f in found]
+    return ImageFiles(samples, list(classes or names))
 
 
 class Digits(Dataset):
@@ -111,31 +149,25 @@ def carve(ds, split: str, val_fraction: float, seed: int = 0):
     return sub
 
 
-def has_official_test(root=None) -> bool:
-    """CIFAR-10 is torchvision's copy (val = the official test split), not the JPEG folder (val carved)."""
-    base = Path(root).expanduser() if root else data_root()
-    return not (base / "cifar10-jpg" / "train").is_dir()
-
-
 def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, download: bool = False):
     """The base dataset (PIL image, label) for a name and split. cifar10: the JPEG ImageFolder copy (val
     carved out of train with a fixed seed) if present, else torchvision's (val = the official test split).
     imagefolder: root/train and root/val (ImageNet), else root with a carved val split. digits: a carved
     val split. stl10: the unlabeled split for training, its labelled train split for 'val'."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        raise ConfigError(f"unknown split {split!r}; choose one of {SPLITS}")
     base = Path(root).expanduser() if root else data_root()
     if name == "digits":
         return carve(Digits(), split, val_fraction)
     if name == "cifar10":
-        if not has_official_test(base):
+        if (base / "cifar10-jpg" / "train").is_dir():  # else torchvision's copy, with its official test split
             return carve(image_folder(base / "cifar10-jpg" / "train"), split, val_fraction)
         try:
             return datasets.CIFAR10(str(base), train=split == "train", download=download)
-        except RuntimeError as e:  # "Dataset not found or corrupted"
-            raise FileNotFoundError(f"CIFAR-10 not found under {base}: {SHARED_HINT}") from e
+        except (RuntimeError, OSError) as e:  # "Dataset not found or corrupted", or offline (URLError)
+            raise FileNotFoundError(f"CIFAR-10 not found under {base} ({e}): {SHARED_HINT}") from e
     if name == "stl10":
         try:
             return datasets.STL10(str(base), split="unlabeled" if split == "train" else "train", download=download)
@@ -148,12 +180,25 @@ def load(name: str, split: str = "train", root=None, val_fraction: float = 0.1, 
                                     f"{TINY_HINT}")
         return carve(image_folder(folder), split, val_fraction)  # no official split here: carved, as CIFAR's JPEGs
     if not root:
-        raise ValueError("dataset 'imagefolder' needs --data_root, the folder that holds train/ (and val/)")
+        raise ConfigError("dataset 'imagefolder' needs --data_root, the folder that holds train/ (and val/)")
     if (base / "train").is_dir():
-        if (base / "val").is_dir():
-            return image_folder(base / split)
+        if (base / "val").is_dir():  # val's classes are numbered as train's
+            train = image_folder(base / "train")
+            return train if split == "train" else image_folder(base / "val", train.classes)
         return carve(image_folder(base / "train"), split, val_fraction)
     return carve(image_folder(base), split, val_fraction)
+
+
+def held_out(name: str, root=None, val_fraction: float = 0.1) -> str:
+    """Which images load(name, 'val') gives, in words ('' if none: a carved split of 0)."""
+    base = Path(root).expanduser() if root else data_root()
+    if name == "cifar10" and not (base / "cifar10-jpg" / "train").is_dir():
+        return "the official test split"
+    if name == "stl10":
+        return "STL-10's labelled train split"
+    if name == "imagefolder" and root and (base / "train").is_dir() and (base / "val").is_dir():
+        return f"the folder {base / 'val'}"
+    return f"validation ({val_fraction:g} of train, seed 0)" if val_fraction > 0 else ""
 
 
 def default_dataset(verbose: bool = True, download_timeout: float = 10.0) -> str:
@@ -262,6 +307,8 @@ def sample(name: str, n: int, split: str = "train", seed: int = 0, size: int = 3
     """n images of a split drawn with a fixed seed (of the `limit` images a run trained on, with --limit),
     through the eval transform -> x (n,3,size,size) in [0,1], labels (n,), idx (n,) (positions in the set
     the trainer indexes: rows of its assignment table, for the training split), class names."""
+    if n < 1:
+        raise ValueError(f"sample needs n >= 1 images, got n={n}")
     base = load(name, split, root, val_fraction)
     if limit:
         base = subset(base, limit)
@@ -345,20 +392,16 @@ def collate_encoded(batch) -> tuple:
     return (torch.cat(datas), torch.tensor([len(d) for d in datas])), torch.tensor(labels), torch.tensor(idx)
 
 
-def _decode_one(data: torch.Tensor, device) -> torch.Tensor:
-    """A file the batched decoder refused: alone on `device`, else PIL (a PNG named .jpg, CMYK)."""
+def _decode_one(data: torch.Tensor, device, name: str) -> torch.Tensor:
+    """A file the batched decoder refused: alone on `device`, else PIL (a PNG named .jpg, CMYK, 16-bit)."""
     from torchvision.io import ImageReadMode, decode_jpeg
     try:
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
-        import io
-        try:
-            return transforms.PILToTensor()(Image.open(io.BytesIO(data.numpy().tobytes())).convert("RGB")).to(device)
-        except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise BadImage(f"cannot decode an image file of {len(data)} bytes: {e}") from e
+        return transforms.PILToTensor()(load_image(name, data.numpy().tobytes())).to(device)
 
 
-def decode_batch(datas: list, size: int, device="cpu") -> torch.Tensor:
+def decode_batch(datas: list, size: int, device="cpu", names: list = None) -> torch.Tensor:
     """JPEG files' bytes -> (B, 3, L, L) uint8 on `device`, L = load_size(size), as stored_transform
     makes them from PIL images (short side to L, bilinear and antialiased; centre crop): decoded in
     one batched call (nvJPEG on a GPU, in hardware on A100/H100), resized in one call per size."""
@@ -367,7 +410,7 @@ def decode_batch(datas: list, size: int, device="cpu") -> torch.Tensor:
     try:
         imgs = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
-        imgs = [_decode_one(d, device) for d in datas]
+        imgs = [_decode_one(d, device, name) for d, name in zip(datas, names or [f"of {len(d)} bytes" for d in datas])]
     out, by_shape = torch.empty(len(imgs), 3, L, L, dtype=torch.uint8, device=device), {}
     for i, im in enumerate(imgs):
         by_shape.setdefault(tuple(im.shape[1:]), []).append(i)
@@ -388,11 +431,12 @@ def decoded_batches(loader, size: int, device="cpu", ahead: int = 2):
     import contextlib
     from concurrent.futures import ThreadPoolExecutor
     stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
+    files = loader.dataset.files
 
     def work(batch):
         (flat, sizes), labels, idx = batch
         with torch.cuda.stream(stream) if stream else contextlib.nullcontext():
-            x = decode_batch(list(flat.split(sizes.tolist())), size, device)
+            x = decode_batch(list(flat.split(sizes.tolist())), size, device, [files[i][0] for i in idx.tolist()])
             return x, labels, idx, stream.record_event() if stream else None
 
     def ready(future):
@@ -426,6 +470,15 @@ def batches(ds, sampler, batch_size: int, workers: int = 0, device: str = "cpu")
                 for i in order.split(batch_size) if len(i) == batch_size)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=True,
                                        num_workers=workers, pin_memory=str(device).startswith("cuda"))
+
+
+def training_images(base, cfg, progress: bool = True):
+    """A run's training set as its trainer holds it (so, the same fingerprint): cfg.limit images, as files
+    for the device to decode (decode_batch), else as `training_set`."""
+    base = subset(base, cfg.limit) if cfg.limit else base
+    if cfg.decode == "device":
+        return EncodedFiles(base, cfg.image_size)
+    return training_set(base, cfg.image_size, cfg.workers, progress=progress)
 
 
 def training_set(base, image_size: int, workers: int = 0, cache_bytes: float = 2e9, progress: bool = True):

@@ -1,6 +1,9 @@
 """DeepCluster (Caron et al., ECCV 2018) beside NAT: the targets are learned too. In every re-solving
 epoch, k-means on the embeddings of every training image gives K clusters; their ids are pseudo-labels
 for a linear classifier on the embedding, re-initialised at each clustering, trained with cross-entropy.
+One change from the paper: the classifier restarts as the nearest-centroid rule (its rows the unit
+centroids / 0.1, as DeepCluster-v2's prototypes) rather than at random, since a random restart cannot be
+fitted again in the last epochs of a cosine schedule, where the learning rate is near 0.
 Collapse is held off by re-seeding empty clusters (a split of a non-empty one) and by sampling images
 uniformly over clusters, so that a huge cluster cannot win by size. Everything runs with torch on the
 run's device, and every random choice is a function of (seed, epoch)."""
@@ -52,18 +55,18 @@ class DeepCluster:
     """The pseudo-labels (n,) and the per-epoch order; the classifier lives on the model (model.classifier)."""
 
     def __init__(self, n: int, k: int, seed: int = 0):
-        self.k, self.seed = k, seed
+        self.k, self.seed, self.centroids = k, seed, None
         self.labels = torch.randint(k, (n,), generator=torch.Generator().manual_seed(seed))  # until clustered
 
     def solve(self, z: torch.Tensor, logits: torch.Tensor, epoch: int) -> torch.LongTensor:
         """z (n, d): every training image's embedding (logits: unused) -> new labels (n,)."""
-        return kmeans(z, self.k, seed=seed_of(self.seed, epoch, "kmeans"))[1].cpu()
+        self.centroids, labels = kmeans(z, self.k, seed=seed_of(self.seed, epoch, "kmeans"))
+        return labels.cpu()
 
     def after_solve(self, classifier: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int) -> None:
         """A fresh classifier for the new clusters (their ids mean nothing across clusterings), momentum too."""
-        g = torch.Generator().manual_seed(seed_of(self.seed, epoch, "classifier"))
         with torch.no_grad():
-            classifier.weight.copy_(torch.randn(classifier.weight.shape, generator=g) * 0.01)
+            classifier.weight.copy_(F.normalize(self.centroids, dim=1) / 0.1)
             classifier.bias.zero_()
         for p in classifier.parameters():
             opt.state.pop(p, None)
@@ -71,7 +74,9 @@ class DeepCluster:
     def order(self, epoch: int) -> torch.Tensor:
         return uniform_over_clusters(self.labels, self.k, seed_of(self.seed, epoch, "order"))
 
-    def loss(self, logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """logits (v, b, K) -> cross-entropy against each image's cluster, every view."""
+    def loss(self, classifier, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """z (v, b, d) projections -> cross-entropy of the classifier on their directions (what k-means
+        clustered) against each image's cluster, every view."""
+        logits = classifier(F.normalize(z, dim=-1))
         y = self.labels[idx.cpu()].to(logits.device).repeat(logits.shape[0])
         return F.cross_entropy(logits.flatten(0, 1), y)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import data as D
-from .checkpoint import load_checkpoint
+from .checkpoint import data_digest, data_mismatch, load_checkpoint, read_state
 from .config import UsageError
 from .models import FrontEnd, build_model
 
@@ -178,23 +178,32 @@ def evaluate_checkpoint(path, baseline=None, probe_epochs: int = 30, device: str
                         val_fraction: float = None, data_root: str = None) -> dict:
     """Figures of a checkpoint on its run's held-out split, or of a baseline on the same split: "random"
     (random_init); "pixels" = the front end's pixels themselves (the linear probe then sees every pixel, not
-    a 2x2 pooling). data_root: where the data is here; val_fraction: another split, for the baselines (a
-    run is never scored on images it trained on)."""
+    a 2x2 pooling). data_root: where the data is here; val_fraction: another split, for the baselines. A run
+    is never scored on images it trained on: the training images must be the ones its checkpoint recorded."""
     baseline = "random" if baseline is True else (baseline or None)
     if baseline not in (None,) + BASELINES:
         raise UsageError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     model, cfg = load_checkpoint(path, device)
     cfg = dataclasses.replace(cfg, data_root=data_root if data_root is not None else cfg.data_root)
-    official = cfg.dataset == "cifar10" and D.has_official_test(cfg.data_root or None)
-    if val_fraction is not None and val_fraction != cfg.val_fraction:
-        if baseline is None and not official:
-            raise UsageError(f"{path} trained with val_fraction {cfg.val_fraction}: another split would score "
-                             f"it on images it trained on; --val_fraction is for the baselines")
-        cfg = dataclasses.replace(cfg, val_fraction=val_fraction)
-    if cfg.val_fraction == 0 and not official:
-        raise UsageError(f"{path} trained on every image of {cfg.dataset} (val_fraction 0): there is no held-out "
+    root = cfg.data_root or None
+    own_split = val_fraction in (None, cfg.val_fraction) or D.held_out(cfg.dataset, root, 0)  # not carved: fixed
+    if not own_split and baseline is None:
+        raise UsageError(f"{path} trained with val_fraction {cfg.val_fraction}: another split would score "
+                         f"it on images it trained on; --val_fraction is for the baselines")
+    cfg = dataclasses.replace(cfg, val_fraction=cfg.val_fraction if own_split else val_fraction)
+    split = D.held_out(cfg.dataset, root, cfg.val_fraction)
+    if not split:
+        raise UsageError("--val_fraction 0 leaves no held-out images to score on" if not own_split else
+                         f"{path} trained on every image of {cfg.dataset} (val_fraction 0): there is no held-out "
                          f"split here to score it on. With torchvision's CIFAR-10 (--data_root FOLDER with "
                          f"cifar-10-batches-py) it is scored on the official test images")
+    saved = read_state(path).get("data", {}) if own_split else {}  # then its training images must be the run's
+    if saved:
+        train_set = D.training_images(D.load(cfg.dataset, "train", root, cfg.val_fraction), cfg)
+        mismatch = data_mismatch(saved, len(train_set), data_digest(train_set))
+        if mismatch:
+            raise UsageError(f"{path} cannot be scored on these images: {mismatch}; point --data_root at the "
+                             f"images it trained on")
     pool = 2
     if baseline == "random":
         model = random_init(cfg, eval_splits(cfg)[0], device=device)
@@ -202,5 +211,5 @@ def evaluate_checkpoint(path, baseline=None, probe_epochs: int = 30, device: str
         model, pool = Pixels(cfg.input), cfg.image_size
     figures = evaluate_model(model, cfg, probe_epochs=probe_epochs, pool=pool, device=device, progress=True)
     return {"checkpoint": str(path), "baseline": baseline or False, "val_fraction": cfg.val_fraction,
-            "split": "official test" if official else f"validation ({cfg.val_fraction:g} of train, seed 0)",
-            **figures}
+            "split": split, **figures}
+

@@ -30,6 +30,8 @@ class FrontEnd(nn.Module):
         return {"sobel": 2, "grey": 1, "rgb": 3}[self.input]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) in [0,1]
+        if not x.is_floating_point():
+            raise TypeError(f"the network takes float images in [0, 1] (ToTensor()), got {x.dtype}: divide by 255")
         x = (x - self.mean) / self.std
         if self.input == "rgb":
             return x

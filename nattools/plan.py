@@ -20,13 +20,6 @@ KNOWN_SIZES = {"imagefolder": ("ImageNet ILSVRC-2012 train", 1_281_167), "stl10"
                "tinyimagenet": ("Tiny ImageNet train", 100_000)}
 
 
-def count_images(folder: Path) -> int:
-    """Images in an ImageFolder tree (<class>/<image>) or a flat folder, counted without opening them."""
-    entries = list(os.scandir(folder))
-    files = [f for c in entries if c.is_dir() for f in os.scandir(c.path)] or entries
-    return sum(1 for f in files if Path(f.name).suffix.lower() in D.IMAGE_SUFFIXES)
-
-
 def dataset_size(cfg) -> tuple:
     """-> (n training samples, where the figure comes from)."""
     name, known = KNOWN_SIZES[cfg.dataset]
@@ -35,11 +28,8 @@ def dataset_size(cfg) -> tuple:
         if root is None or not root.is_dir():
             return known, (f"{name}: {known:,} images (known size; data folder "
                            f"{'not given (--data_root)' if root is None else str(root) + ' is missing'})")
-        train = root / "train" if (root / "train").is_dir() else root
-        n = count_images(train)
-        if not (root / "val").is_dir():
-            n -= int(round(n * cfg.val_fraction))
-        return n, f"counted in {train}"
+        n = len(D.load(cfg.dataset, "train", str(root), cfg.val_fraction))  # the trainer's reader and split
+        return n, f"counted in {root / 'train' if (root / 'train').is_dir() else root}"
     try:
         n = len(D.load(cfg.dataset, "train", cfg.data_root or None, cfg.val_fraction, download=False))
         return n, f"{name}: loaded"

@@ -45,8 +45,10 @@ class SeLa:
     def order(self, epoch: int):
         return None  # every image once, in the trainer's shuffle
 
-    def loss(self, logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """logits (v, b, heads * K) -> cross-entropy against each head's labels, averaged over heads and views."""
+    def loss(self, classifier, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """z (v, b, d) projections -> cross-entropy of the classifier's heads against their labels, averaged over
+        heads and views."""
+        logits = classifier(z)
         v, b = logits.shape[:2]
         y = self.labels[:, idx.cpu()].to(logits.device)                               # (heads, b)
         logits = logits.view(v, b, self.heads, self.k).permute(2, 0, 1, 3)            # (heads, v, b, K)

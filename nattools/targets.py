@@ -70,6 +70,8 @@ class TargetStore:
     chunk_values = 1 << 16  # Gaussian pairs generated at a time: bounds the temporaries (a few MB)
 
     def __init__(self, n: int, d: int, seed: int = 0):
+        if any(isinstance(v, bool) or int(v) != v for v in (n, d, seed)):
+            raise TypeError(f"TargetStore needs integer n, d and seed, got n={n!r}, d={d!r}, seed={seed!r}")
         if n < 1:
             raise ValueError(f"TargetStore needs n >= 1 targets, got n={n}")
         if d < 2:

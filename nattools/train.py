@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from . import data as D
 from . import distributed
 from .assign import Assignment
-from .checkpoint import (RunLock, check_writable, data_digest, git_commit, read_state, resume_differences,
-                         save_atomic, versions, write_text_atomic)
+from .checkpoint import (CheckpointError, Interrupted, RunLock, check_output, contents,
+                         data_digest, data_mismatch, git_commit, json_text, pending_signal, read_state,
+                         resume_differences, save_atomic, signals, stop_at_steps, versions, write_text_atomic)
 from .checkpoint import load_checkpoint  # noqa: F401  (nattools.train.load_checkpoint, as before)
 from .config import PRESETS, SUCCESSORS, ConfigError, TrainConfig, UsageError  # noqa: F401  (PRESETS: as before)
 from .deepcluster import DeepCluster
@@ -82,6 +83,8 @@ class Run:
     digest: str = ""                # fingerprint of the training images
     precision: str = "fp32"         # what the steps compute in: cfg.precision resolved on this device
     pseudo: object = None           # DeepCluster or SeLa: the learned pseudo-labels (their classifier: model.classifier)
+    segments: list = dataclasses.field(default_factory=list)  # seconds of the earlier commands that ran it
+    started: float = 0.0            # time.time() when this command started
 
     @classmethod
     def build(cls, cfg: TrainConfig, n: int, device: str, digest: str) -> "Run":
@@ -102,39 +105,34 @@ class Run:
         """The weights the run hands out: the average, if it keeps one."""
         return self.model if self.averaged is None else self.averaged.module
 
-    def save(self, epoch: int, step: int, world: int, history: list, partial: dict = None) -> None:
+    def save(self, epoch: int, step: int, world: int, history: list, partial: dict = None, room_only=None) -> None:
         extra = {} if self.averaged is None else {"averaged": self.averaged.module.state_dict()}
         if self.pseudo is not None:
             extra["pseudo_labels"] = self.pseudo.labels
         save_atomic({"config": dataclasses.asdict(self.cfg), "model": self.model.state_dict(), **extra,
                      "optimizer": self.opt.state_dict(), "assignment": self.assignment.state_dict(),
                      "epoch": epoch, "step": step, "world": world, "history": history, "partial": partial,
-                     "data": {"n": self.assignment.n, "digest": self.digest}, "precision": self.precision,
-                     "versions": versions()},
-                    self.cfg.checkpoint_path)
+                     "data": {"n": self.assignment.n, "digest": self.digest}, "precision": self.precision, "versions": versions(),
+                     "segments_s": self.wall()}, self.cfg.checkpoint_path, room_only)
 
-    def resume(self, world: int) -> tuple:
-        """Load the checkpoint if there is one to continue -> (epoch, step, history, partial epoch sums)."""
-        cfg, path = self.cfg, self.cfg.checkpoint_path
-        if not path.is_file() or (not cfg.resume and cfg.overwrite):
+    def wall(self) -> list:
+        """Seconds of every command that ran this run, this one so far last."""
+        return self.segments + [time.time() - self.started]
+
+    def resume(self, state: dict, world: int) -> tuple:
+        """Continue a checkpoint (resume_state's) -> (epoch, step, history, partial epoch sums)."""
+        if state is None:
             return 0, 0, [], None
-        if not cfg.resume:
-            raise UsageError(f"{path} exists (another run of this name): resume it (leave out --no-resume), "
-                             f"choose another --name or --out, or pass --overwrite to replace it")
-        state = read_state(path)
-        diff = resume_differences(state["config"], cfg)
-        saved_data = state.get("data", {})
-        if saved_data.get("digest") not in (None, self.digest) or saved_data.get("n", self.assignment.n) != \
-                self.assignment.n:
-            diff.append(f"the training images: {saved_data.get('n')} images in the checkpoint, "
-                        f"{self.assignment.n} now, or other files (data_root, dataset folder)")
+        mismatch = data_mismatch(state.get("data", {}), self.assignment.n, self.digest)
+        if mismatch:
+            raise UsageError(f"cannot resume {self.cfg.checkpoint_path}: it was trained on other images "
+                             f"({mismatch}); use the same images, another --name, or --no-resume --overwrite")
         saved_precision = state.get("precision", "bf16" if state["config"].get("bf16") else "fp32")
         if saved_precision != self.precision:
-            diff.append(f"precision: {saved_precision} in the checkpoint, {self.precision} now "
-                        f"(--precision {cfg.precision} on this device)")
-        if diff:
-            raise UsageError(f"cannot resume {path}: it was trained with other settings ({'; '.join(diff)}); "
-                             f"use the same settings, another --name, or --no-resume --overwrite")
+            raise UsageError(f"cannot resume {self.cfg.checkpoint_path}: it was trained in {saved_precision}, this "
+                             f"run would compute in {self.precision} (--precision {self.cfg.precision} on this device); "
+                             f"pass --precision {saved_precision}, another --name, or --no-resume --overwrite")
+        self.segments = state.get("segments_s", [])
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.assignment.load_state_dict(state["assignment"])
@@ -150,18 +148,55 @@ class Run:
         return epoch, step, state["history"], partial
 
 
+def resume_state(cfg: TrainConfig):
+    """The checkpoint this run continues (None: it starts afresh), checked before any work."""
+    path = cfg.checkpoint_path
+    if not path.is_file() or (not cfg.resume and cfg.overwrite):
+        return None
+    if not cfg.resume:
+        raise UsageError(f"{path} exists (another run of this name): resume it (leave out --no-resume), "
+                         f"choose another --name or --out, or pass --overwrite to replace it")
+    state = read_state(path)
+    if "optimizer" not in state or "assignment" not in state:
+        raise CheckpointError(f"{path} holds weights only (a snapshot of epoch {state.get('epoch')}), not a run "
+                              f"to resume: choose another --name, or --no-resume --overwrite to replace it")
+    diff = resume_differences(state["config"], cfg)
+    if diff:
+        raise UsageError(f"cannot resume {path}: it was trained with other settings ({'; '.join(diff)}); "
+                         f"use the same settings, another --name, or --no-resume --overwrite")
+    return state
+
+
+def check_run_files(cfg: TrainConfig, snapshot: Path = None) -> Path:
+    """Every file the run writes, before any work. A snapshot replaces only one of this run (NAME_epoch1.pt may
+    be another run's checkpoint): checked here for the epochs it keeps, and again just before it is written."""
+    def own(p):
+        state = contents(p)
+        return "optimizer" not in state and (state.get("config") or {}).get("name") == cfg.name
+    if snapshot is not None:
+        return check_output(snapshot, "--snapshot_every", replaces=own)
+    for path in (cfg.checkpoint_path, cfg.results_path, cfg.log_path):
+        check_output(path, "--out/--name")
+    for path in cfg.checkpoint_path.parent.glob(f"{cfg.name}_epoch*.pt"):
+        epoch = path.stem.rsplit("_epoch", 1)[1]
+        if cfg.snapshot_every and epoch.isdigit() and int(epoch) % cfg.snapshot_every == 0:
+            check_output(path, "--snapshot_every", replaces=own)
+
+
 def training_data(cfg: TrainConfig, device: str, world: int, progress: bool):
     """The training images as (uint8 image, label, index), in memory (on the GPU too) when they fit."""
     base = D.load(cfg.dataset, "train", cfg.data_root or None, cfg.val_fraction, cfg.download)
     if cfg.objective in ("square", "softmax") and cfg.d != len(base.classes):
         raise ConfigError(f"objective {cfg.objective!r} predicts the {len(base.classes)} classes: set --d "
                           f"{len(base.classes)}" if base.classes else "the supervised baselines need labelled images")
-    if cfg.limit:
-        base = D.subset(base, cfg.limit)
-    if cfg.decode == "device":  # the workers read files, the training device decodes them (data.decode_batch)
-        train_set = D.EncodedFiles(base, cfg.image_size)
-    else:
-        train_set = D.training_set(base, cfg.image_size, cfg.workers, progress=progress)
+    if cfg.eval_knn and D.held_out(cfg.dataset, cfg.data_root or None, cfg.val_fraction):  # not after the run
+        val = D.load(cfg.dataset, "val", cfg.data_root or None, cfg.val_fraction)
+        if not base.classes or len(base) < 20 or not len(val):
+            raise ConfigError(f"the kNN-20 at the end needs labelled images (<class>/<image> folders), 20 in the "
+                              f"train split and some in val; here {len(base)} and {len(val)}"
+                              f"{'' if base.classes else ', unlabelled'}: add images, or pass --no-eval_knn")
+        D.check_decodes(val)
+    train_set = D.training_images(base, cfg, progress)
     n = len(train_set)
     if n < world * cfg.batch_size:  # every rank needs a full batch per step
         raise ConfigError(f"{world} process(es) x batch_size {cfg.batch_size} = {world * cfg.batch_size} images "
@@ -171,8 +206,6 @@ def training_data(cfg: TrainConfig, device: str, world: int, progress: bool):
     digest = data_digest(train_set)
     if isinstance(train_set, D.InMemory) and device.startswith("cuda"):
         train_set.images = train_set.images.to(device)  # 50,000 CIFAR images: 150 MB, gathered on the GPU
-    if cfg.eval_knn and cfg.val_fraction > 0:
-        D.check_decodes(D.load(cfg.dataset, "val", cfg.data_root or None, cfg.val_fraction))  # not after the run
     return train_set, n, digest
 
 
@@ -221,7 +254,7 @@ def run_epoch(run: Run, net, train_set, epoch: int, step: int, sums: dict, histo
             sums["changed"] += out.changed
             sums["assign_s"] += out.solve_s
         elif run.pseudo is not None:  # z (v, b, d): projections; the classifier reads them, kNN their directions
-            loss = run.pseudo.loss(model.classifier(z), idx)
+            loss = run.pseudo.loss(model.classifier, z, idx)
             z = F.normalize(z, dim=-1)
         else:
             loss = supervised_loss(z, y, cfg)
@@ -243,6 +276,8 @@ def run_epoch(run: Run, net, train_set, epoch: int, step: int, sums: dict, histo
             on_step(global_step + 1, loss.item())
         if cfg.ckpt_every and (global_step + 1) % cfg.ckpt_every == 0 and step < steps_per_epoch and rank == 0:
             run.save(epoch, step, world, history, sums)
+        if pending_signal():  # SIGINT or SIGTERM (workers forked here only note it): stop at this boundary
+            break
     bar.close()
     return step
 
@@ -295,21 +330,36 @@ def epoch_record(run: Run, epoch: int, sums: dict, seconds: float, world: int, s
 
 def train(cfg: TrainConfig, on_step=None, command: str = None, progress: bool = True) -> dict:
     """Train NAT as cfg says -> the results dict (also written to cfg.results_path). on_step(global_step,
-    loss) runs after every optimiser step (tests simulate a kill with it); progress=False: no per-epoch bar."""
+    loss) runs after every optimiser step (tests simulate a kill with it); progress=False: no per-epoch bar.
+    SIGINT and SIGTERM save the run at the next step boundary, then raise Interrupted."""
     start_time = time.time()
     cfg.validate()
     with distributed.group(pick_device(cfg.device)) as (device, rank, world):
         if rank == 0:
-            check_writable(Path(cfg.out))
-        with RunLock(cfg.checkpoint_path) if rank == 0 else contextlib.nullcontext():
-            return _train(cfg, device, rank, world, on_step, command, progress, start_time)
+            check_run_files(cfg)
+        with RunLock(cfg.checkpoint_path) if rank == 0 else contextlib.nullcontext(), signals():
+            try:
+                return _train(cfg, device, rank, world, on_step, command, progress, start_time)
+            except Interrupted as e:  # what is on disk: the run at its last step boundary
+                state = contents(cfg.checkpoint_path)
+                kept = f"{cfg.checkpoint_path} holds epoch {state['epoch']}, step {state['step']}" \
+                    if "step" in state else "nothing was saved yet"
+                raise Interrupted(e.signum, f"{e}: {kept}; resume with the same command") from None
 
 
 def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> dict:
     say = print if rank == 0 else (lambda *a, **k: None)
+    state = resume_state(cfg)
+    done = contents(cfg.results_path) if state and state["epoch"] == cfg.epochs else {}
+    if done.get("epochs_done") == cfg.epochs and ("knn20_val" in done or not cfg.eval_knn):
+        say(f"{cfg.name} is done: {cfg.checkpoint_path} and {cfg.results_path} are kept as they are")
+        return done
     train_set, n, digest = training_data(cfg, device, world, progress and rank == 0)
     run = Run.build(cfg, n, device, digest)
-    epoch, step, history, partial = run.resume(world)
+    run.started = start_time
+    epoch, step, history, partial = run.resume(state, world)
+    if rank == 0:  # room for a whole checkpoint before training: its state, momentum buffers and a snapshot to come
+        run.save(epoch, step, world, history, partial, room_only=2 * sum(t.nbytes for t in run.model.parameters()))
     if epoch or step:
         say(f"resuming {cfg.checkpoint_path} at epoch {epoch}, step {step}")
     where = (epoch, step, distributed.table_digest(run.assignment))  # every rank starts from the same point
@@ -321,7 +371,8 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
         ids = [torch.device(device)] if device.startswith("cuda") else None
         net = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=ids)
     steps_per_epoch = (n // world) // cfg.batch_size
-    while epoch < cfg.epochs:
+    stop_at_steps(True)  # from here a signal waits for a step boundary, and the run is saved there
+    while epoch < cfg.epochs and not pending_signal():
         sums, t0 = partial or new_sums(), time.time()
         partial = None
         if run.pseudo is not None and step == 0 and should_reassign(cfg, epoch):
@@ -331,7 +382,7 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
         except Diverged as e:
             raise Diverged(f"training diverged at epoch {epoch + 1} ({e}); the last good checkpoint "
                            f"{cfg.checkpoint_path} is kept. Lower --lr (now {cfg.lr}) or check the images") from e
-        if step < steps_per_epoch:  # stopped by max_steps
+        if step < steps_per_epoch:  # stopped by max_steps or a signal
             if rank == 0:
                 run.save(epoch, step, world, history, sums)
             break
@@ -340,32 +391,42 @@ def _train(cfg, device, rank, world, on_step, command, progress, start_time) -> 
         if rank == 0:
             run.save(epoch, 0, world, history)
             if cfg.snapshot_every and epoch % cfg.snapshot_every == 0:  # weights only, for studies
-                save_atomic({"config": dataclasses.asdict(cfg), "model": run.final_model.state_dict(),
-                             "epoch": epoch}, cfg.checkpoint_path.with_name(f"{cfg.name}_epoch{epoch}.pt"))
+                save_atomic({"config": dataclasses.asdict(cfg), "model": run.final_model.state_dict(), "epoch": epoch,
+                             "data": {"n": n, "digest": digest}},  # eval checks the images it scores against these
+                            check_run_files(cfg, cfg.checkpoint_path.with_name(f"{cfg.name}_epoch{epoch}.pt")))
             # the whole log from `history`, so a fresh run never continues an older log of the same name
-            write_text_atomic("".join(json.dumps(h) + "\n" for h in history), cfg.log_path)
+            write_text_atomic("".join(json_text(h, None) + "\n" for h in history), cfg.log_path)
             h = history[-1]
             say(f"epoch {h['epoch']}: loss {h['loss']:.4f}  changed {h['changed']:.3f}  "
                 f"uniformity {h['uniformity']:.3f}  {h['images_per_s']:.0f} img/s")
+    stop_at_steps(False)  # raises Interrupted if a signal stopped the loop
+    return finish(run, cfg, device, rank, world, epoch, history, command, say)
+
+
+def finish(run: Run, cfg: TrainConfig, device, rank, world, epoch, history, command, say) -> dict:
+    """The results file: figures, provenance, the seconds of every segment; then the kNN-20, if asked."""
     # Every rank must end with the same table (checked); this also holds every rank here until
     # all have finished training, so rank 0's evaluation below keeps nobody at a collective.
     digests = distributed.same_on_all_ranks(distributed.table_digest(run.assignment), world, "the assignment table")
+    segments = run.wall()
     results = {"name": cfg.name, "command": command or " ".join(sys.argv), "config": dataclasses.asdict(cfg),
-               "commit": git_commit(), "versions": versions(), "n": n, "k": run.assignment.k, "world": world,
-               "device": device, "precision": run.precision,
-               "wall_time_s": time.time() - start_time, "epochs_done": epoch, "history": history,
-               "table_digests": digests}
+               "commit": git_commit(), "versions": versions(), "n": run.assignment.n, "k": run.assignment.k,
+               "world": world, "device": device, "precision": run.precision, "wall_time_s": sum(segments), "segments_s": segments, "epochs_done": epoch,
+               "history": history, "table_digests": digests}
     if rank == 0:
-        write_text_atomic(json.dumps(results, indent=1), cfg.results_path)  # kept if the evaluation fails
+        write_text_atomic(json_text(results), cfg.results_path)  # kept if the evaluation fails
         if cfg.eval_knn and epoch == cfg.epochs:
+            results["knn20_split"] = D.held_out(cfg.dataset, cfg.data_root or None, cfg.val_fraction) or None
             results["knn20_val"] = evaluate_knn(run.final_model, cfg, device)
-            write_text_atomic(json.dumps(results, indent=1), cfg.results_path)
+            say(f"kNN-20 on {results['knn20_split']}: {100 * results['knn20_val']:.2f} %" if results["knn20_split"]
+                else "no kNN-20: there is no held-out split (val_fraction 0)")
+            write_text_atomic(json_text(results), cfg.results_path)
         say(f"wrote {cfg.checkpoint_path} and {cfg.results_path}")
     return results
 
 
-def evaluate_knn(model, cfg: TrainConfig, device: str = "cpu", k: int = 20) -> float:
-    """kNN-20 (cosine) on the embedding: train split as memory, val as queries (nan without a val split)."""
-    if cfg.val_fraction == 0 and not (cfg.dataset == "cifar10" and D.has_official_test(cfg.data_root or None)):
-        return float("nan")
+def evaluate_knn(model, cfg: TrainConfig, device: str = "cpu", k: int = 20):
+    """kNN-20 (cosine) on the embedding: train split as memory, val as queries (None without a val split)."""
+    if not D.held_out(cfg.dataset, cfg.data_root or None, cfg.val_fraction):
+        return None
     return evaluate_model(model, cfg, knn_k=k, probe_epochs=0, device=device)[f"knn{k}_embed"]

@@ -157,9 +157,9 @@ def test_bench_alexnet_and_bench_on_the_cpu(capsys):
     for v in solvers():
         assert f[f"nat_{v}_over_fixed_time"] > 0 and len(f[f"split_{v}_ms"]) == 3
     args = argparse.Namespace(device="cpu", dataset="digits", batches=[16], repeats=2, trainer_steps=1,
-                              trainer_epochs=2)
+                              trainer_epochs=2, precision_repeats=1)
     f = run_bench(args)
-    assert f["device"] == "cpu" and f["nat_over_fixed_b16"] > 0 and f["trainer_over_bare"] > 0
+    assert f["device"] == "cpu" and f["nat_over_fixed_b16"] > 0 and f["trainer_over_bare"] > 0 and f["bf16_speedup"] > 0
     assert "time split" in capsys.readouterr().out
 
 
