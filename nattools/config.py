@@ -187,6 +187,14 @@ def fields_with_role(*roles: str) -> tuple:
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
+def on_this_machine(cfg: TrainConfig, **changes) -> TrainConfig:
+    """cfg's name, network and recipe with today's run settings (device auto, default workers and
+    folders, data from $NATTOOLS_DATA), then `changes`. A checkpoint's run settings belong to the machine
+    it ran on (device 'cuda', its data_root, its out): never train or score with them here."""
+    kept = {f: getattr(cfg, f) for f in fields_with_role("network", "recipe")}
+    return TrainConfig(**{**kept, "name": cfg.name, **changes})
+
+
 def from_dict(values: dict) -> TrainConfig:
     """A TrainConfig from a saved dict: unknown keys are dropped, missing ones take today's defaults
     (a config saved before `precision` existed says bf16 true or false)."""

@@ -202,7 +202,16 @@ def held_out(name: str, root=None, val_fraction: float = 0.1) -> str:
 
 
 def default_dataset(verbose: bool = True, download_timeout: float = 10.0) -> str:
-    """The book's dataset: CIFAR-10 where it can be had (local copy, then download), else the digits."""
+    """The book's dataset: CIFAR-10 where it can be had (local copy, then download), else the digits.
+    NATTOOLS_DATASET=digits (or cifar10) names it instead: no search, no download attempt, so CI's
+    offline run is quick and the same on every machine."""
+    forced = os.environ.get("NATTOOLS_DATASET", "").strip().lower()
+    if forced:
+        if forced not in ("cifar10", "digits"):
+            raise UsageError(f"NATTOOLS_DATASET={forced!r}: choose cifar10 or digits, or unset it")
+        if verbose:
+            print(f"dataset: {forced} (set by NATTOOLS_DATASET)")
+        return forced
     root = data_root()
     found = (root / "cifar10-jpg" / "train").is_dir() or (root / "cifar-10-batches-py").is_dir()
     how = f"found under {root}"

@@ -3,6 +3,7 @@ uniformity of the embeddings on the sphere, and the baselines they are held agai
 network at random initialisation, and the front end's pixels)."""
 import copy
 import dataclasses
+import os
 
 import torch
 import torch.nn as nn
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import data as D
 from .checkpoint import data_digest, data_mismatch, load_checkpoint, read_state
-from .config import UsageError
+from .config import UsageError, on_this_machine
 from .models import FrontEnd, build_model
 
 
@@ -183,8 +184,9 @@ def evaluate_checkpoint(path, baseline=None, probe_epochs: int = 30, device: str
     baseline = "random" if baseline is True else (baseline or None)
     if baseline not in (None,) + BASELINES:
         raise UsageError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
-    model, cfg = load_checkpoint(path, device)
-    cfg = dataclasses.replace(cfg, data_root=data_root if data_root is not None else cfg.data_root)
+    model, saved = load_checkpoint(path, device)  # its run settings (device, workers) are the machine it ran on's
+    cfg = on_this_machine(saved, data_root=data_root if data_root is not None else saved.data_root,
+                          workers=min(saved.workers, os.cpu_count() or 1))
     root = cfg.data_root or None
     own_split = val_fraction in (None, cfg.val_fraction) or D.held_out(cfg.dataset, root, 0)  # not carved: fixed
     if not own_split and baseline is None:

@@ -93,8 +93,8 @@ def check_size(cfg, fcfg: FinetuneConfig) -> int:
     """The size the start's network was trained at (another one is refused: its filters would see other
     scales); and on the start's own data set, the same held-out split it was carved with, never its own
     training images."""
-    official = fcfg.dataset == "cifar10" and D.has_official_test(fcfg.data_root or None)
-    if fcfg.dataset == cfg.dataset and not official and (cfg.val_fraction == 0 or cfg.val_fraction != fcfg.val_fraction):
+    fixed = bool(D.held_out(fcfg.dataset, fcfg.data_root or None, 0))  # an official split, not a carved one
+    if fcfg.dataset == cfg.dataset and not fixed and (cfg.val_fraction == 0 or cfg.val_fraction != fcfg.val_fraction):
         raise ConfigError(f"the checkpoint trained on {cfg.dataset} with val_fraction {cfg.val_fraction}: scoring it "
                           f"with val_fraction {fcfg.val_fraction} would use images it trained on" +
                           (" (with torchvision's CIFAR-10, --data_root FOLDER, it is scored on the official test split)"

@@ -23,7 +23,7 @@ from plotly.subplots import make_subplots
 from .. import data as D
 from ..assign import Assignment
 from ..checkpoint import load_checkpoint, read_state
-from ..config import TrainConfig
+from ..config import TrainConfig, on_this_machine
 from ..evaluate import embed, random_init, uniformity
 from ..targets import TargetStore
 from ..train import train
@@ -37,25 +37,31 @@ from .training import EpochLines
 # Runs and their data
 # ---------------------------------------------------------------------------
 def load_run(path, dataset: str, **stand_in):
-    """(model, cfg, its table: `run_table`) of a checkpoint. When the run's training images are
-    not the ones at hand (its data set is missing: offline, no CIFAR-10; or this copy of it holds
-    another number of images), the checkpoint's table means nothing for the images we can load,
-    so a stand-in is trained now on `dataset` with the same recipe and `stand_in` overrides
-    (e.g. epochs=3), its own network and table are used, and a line says why."""
+    """(model, cfg, its table: `run_table`) of a checkpoint, cfg with this machine's run settings
+    (config.on_this_machine: the device is this machine's, never the checkpoint's 'cuda'). When the
+    run's training images are not the ones at hand (`not_at_hand`: another data set, another number
+    of images, or other files in another order), the checkpoint's table means nothing for the images
+    we can load, so a stand-in is trained now on `dataset` with the same network and recipe and the
+    `stand_in` overrides (e.g. epochs=3); its network and table are used, `stored["stand_in"]` says
+    why (None for the run itself), and a line says so above the figures."""
     model, cfg = load_checkpoint(path)
     stored = run_table(path)
     why = not_at_hand(cfg, stored["n"], dataset)
+    if why is None and table_gap(model, cfg, stored) < 5:
+        why = f"was trained on other files of {dataset} than these, or in another order"
     if why is None:
-        return model, cfg, stored
-    fields = {**dataclasses.asdict(cfg), "dataset": dataset, "val_fraction": 0.0, "workers": 0,
-              "eval_knn": False, "resume": False, **stand_in}
+        return model, on_this_machine(cfg, out=""), {**stored, "stand_in": None}
     with tempfile.TemporaryDirectory() as out:
-        stand = TrainConfig(**{**fields, "out": out})
-        print(f"{Path(path).name} {why}:\n  a stand-in trained now on {dataset} ({stand.epochs} epochs, d = {stand.d})")
+        stand = on_this_machine(cfg, **{"name": f"{cfg.name}_stand_in", "dataset": dataset, "val_fraction": 0.0,
+                                        "workers": 0, "eval_knn": False, "resume": False, **stand_in, "out": out})
+        size = f"{stand.limit:,} images" if stand.limit else "every image here"
+        epochs = f"{stand.epochs} epoch" + "s" * (stand.epochs != 1)
+        print(f"{Path(path).name} {why}:\n  the figures below are a stand-in's, not this run's: its network and "
+              f"recipe\n  trained now on {dataset} ({size}, {epochs}, d = {stand.d})")
         with contextlib.redirect_stdout(EpochLines(sys.stdout)):     # its epochs, not its temporary files
             train(stand, command="nattools.study.coverage.load_run stand-in", progress=False)  # no stderr
         model, _ = load_checkpoint(stand.checkpoint_path)
-        stored = run_table(stand.checkpoint_path)
+        stored = {**run_table(stand.checkpoint_path), "stand_in": why}
     return model, dataclasses.replace(stand, out=""), stored
 
 
@@ -64,11 +70,24 @@ def not_at_hand(cfg: TrainConfig, n: int, dataset: str):
     data set is not `dataset` (the one at hand), or this copy of it holds another number of images."""
     if cfg.dataset != dataset:
         return f"was trained on {cfg.dataset}, which is not available here"
-    here = len(D.load(cfg.dataset, "train", cfg.data_root or None, cfg.val_fraction))
+    here = len(D.load(dataset, "train", None, cfg.val_fraction))   # the copy at hand, not the run's data_root
     here = min(cfg.limit, here) if cfg.limit else here
     if here != n:
-        return f"was trained on {n:,} images of {cfg.dataset}, and the copy here gives {here:,}"
+        return f"was trained on {n:,} images of {dataset}, and the copy here gives {here:,}"
     return None
+
+
+def table_gap(model, cfg: TrainConfig, stored: dict, count: int = 256) -> float:
+    """Whether the images here are the run's, in its table's order, as a z-score: on `count` of
+    them, how much nearer each image's embedding sits to its own target than to another image's,
+    in standard errors. A trained network's own images score far above 0; other files of the same
+    size (torchvision's CIFAR-10 against the JPEGs it trained on, in another order) score about 0."""
+    x, _, idx, _ = D.sample(cfg.dataset, count, "train", seed=0, size=cfg.image_size,
+                            val_fraction=cfg.val_fraction, limit=cfg.limit)
+    z, targets = embed(model, x, batch_stats=True), run_targets(cfg, stored["k"])
+    own, other = stored["table"][idx], stored["table"][idx.roll(1)]
+    gap = (z * targets[own]).sum(1) - (z * targets[other]).sum(1)      # (count,) cos to own - to another's
+    return float(gap.mean() / (gap.std() / len(gap) ** 0.5))
 
 
 def run_table(path) -> dict:

@@ -93,12 +93,22 @@ def budget(full, small):
 
 
 def pick_dataset() -> str:
-    """The book's data set (nattools.data.default_dataset), announced in one line without the
-    folder it was found in (a page shows no machine's paths)."""
-    from ..data import default_dataset
-    name = default_dataset(verbose=False)
-    print("dataset: CIFAR-10" if name == "cifar10" else
-          "dataset: scikit-learn's digits (CIFAR-10 is not available here; the figures use the digits)")
+    """The book's data set (nattools.data.default_dataset) in a line or two: which copy, how many
+    training images, where the validation images come from; never the folder it was found in (a
+    page shows no machine's paths)."""
+    from .. import data as D
+    name = D.default_dataset(verbose=False)
+    if name != "cifar10":
+        why = "set by NATTOOLS_DATASET" if os.environ.get("NATTOOLS_DATASET") else "CIFAR-10 is not available here"
+        print(f"dataset: scikit-learn's digits ({why}; the figures use the digits)")
+        return name
+    n = len(D.load(name, "train", val_fraction=0.0))
+    if D.held_out(name, None, 0):  # not carved: torchvision's official test split
+        print(f"dataset: CIFAR-10, torchvision's copy: {n:,} training images;\n"
+              f"  validation images: its official test split")
+    else:
+        print(f"dataset: CIFAR-10 as JPEG files: {n:,} training images;\n"
+              f"  validation images: a fixed share of them, carved out with seed 0")
     return name
 
 

@@ -106,9 +106,7 @@ def test_load_run_trains_a_stand_in_when_the_data_set_is_missing(tiny_cfg, capfd
     import nattools
     cfg = tiny_cfg(epochs=1, limit=128)
     nattools.train(cfg)
-    model, same, stored = coverage.load_run(cfg.checkpoint_path, "digits")
-    assert same.dataset == "digits" and same.d == 16 and stored["n"] == 128
-    assert torch.equal(stored["table"], coverage.run_table(cfg.checkpoint_path)["table"])
+    # (a run whose images are at hand keeps its table: tests/study/test_stand_in.py)
     # pretend the checkpoint is from a data set we do not have: a stand-in is trained on digits
     state = torch.load(cfg.checkpoint_path, weights_only=True)
     state["config"]["dataset"] = "stl10"
