@@ -37,7 +37,7 @@ def test_torchvision_cifar10_files_load_with_their_official_test_split(tmp_path,
     cifar_batches(tmp_path, n_train=300, n_test=100)
     monkeypatch.setenv("NATTOOLS_DATA", str(tmp_path))
     monkeypatch.delenv("NATTOOLS_DATASET", raising=False)
-    assert D.default_dataset(verbose=False) == "cifar10" and D.has_official_test()
+    assert D.default_dataset(verbose=False) == "cifar10" and D.held_out("cifar10") == "the official test split"
     train, val = D.load("cifar10", "train"), D.load("cifar10", "val", val_fraction=0.1)
     assert isinstance(train, datasets.CIFAR10) and (len(train), len(val)) == (300, 100)   # val: the test batch
     assert train.classes[0] == "airplane" and len(train.classes) == 10
@@ -53,7 +53,7 @@ def test_a_run_trains_and_is_scored_on_torchvision_cifar10_files(tmp_path, monke
     results = nattools.train(cfg)
     assert results["n"] == 256 and 0 <= results["knn20_val"] <= 1
     scored = evaluate.evaluate_checkpoint(cfg.checkpoint_path, probe_epochs=1)
-    assert scored["split"] == "official test" and scored["n_val"] == 64
+    assert scored["split"] == "the official test split" and scored["n_val"] == 64
 
 
 def test_a_checkpoint_brings_no_run_settings_from_the_machine_it_ran_on(tiny_cfg, monkeypatch):

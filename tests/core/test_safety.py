@@ -212,7 +212,7 @@ def test_boolean_options_are_flags_and_help_shows_choices():
                          cwd=ROOT).stdout
     for flag in ("--download", "--no-resume", "--no-eval_knn", "--overwrite"):
         assert flag in out
-    for choices in ("{small,alexnet}", "{sobel,grey,rgb}", "{nat,square,softmax}", "{sphere,discrete}",
+    for choices in ("{small,alexnet}", "{sobel,grey,rgb}", "{nat,square,softmax,deepcluster,sela}", "{sphere,discrete}",
                     "{cosine,constant}", "{auto,cpu,cuda}"):
         assert choices in out
     assert "in (0, 1]" in out  # crop_min's range
