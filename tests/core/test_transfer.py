@@ -71,3 +71,14 @@ def test_bad_inputs_are_one_line_errors_before_any_work(digits_checkpoint, argv,
     assert main(["finetune", str(digits_checkpoint), *argv]) == 2
     err = capsys.readouterr().err
     assert re.search(message, err) and len(err.strip().splitlines()) == 1, err
+
+
+def test_finetune_command_writes_its_figures(digits_checkpoint, tmp_path, capsys):
+    out = tmp_path / "ft.json"
+    for extra in ([], ["--random_init"]):
+        assert main(["finetune", str(digits_checkpoint), "--labels_per_class", "5", "--min_steps", "5",
+                     "--max_steps", "5", "--out", str(out), *extra]) == 0
+        figures = json.loads(out.read_text())
+        assert figures["random_init"] == bool(extra) and figures["steps"] == 5 and 0 <= figures["accuracy"] <= 1
+        assert figures["command"].startswith("python -m nattools finetune")
+    assert "random init of" in capsys.readouterr().out
