@@ -35,6 +35,7 @@ class FinetuneConfig:
     labels_per_class: int = 50    # labelled training images per class (0 = every one)
     seed: int = 0                 # the draw of the labelled images, the crops and the head's init
     lr: float = 0.01
+    trunk_lr: float = 1.0         # the conv trunk's learning rate, as a multiple of lr (the new head takes lr)
     epochs: int = 30
     min_steps: int = 300
     max_steps: int = 3000
@@ -51,24 +52,27 @@ class FinetuneConfig:
         for name in ("labels_per_class", "epochs", "min_steps", "max_steps", "batch_size"):
             if getattr(self, name) < (0 if name == "labels_per_class" else 1):
                 raise ConfigError(f"{name}={getattr(self, name)}: must be >= {0 if name == 'labels_per_class' else 1}")
-        if not (0 < self.lr <= 10 and 0 <= self.weight_decay <= 1 and 0 < self.crop_min <= 1):
-            raise ConfigError(f"lr={self.lr}, weight_decay={self.weight_decay}, crop_min={self.crop_min}: must lie "
-                              f"in (0, 10], [0, 1] and (0, 1]")
+        if not (0 < self.lr <= 10 and 0 <= self.trunk_lr <= 10 and 0 <= self.weight_decay <= 1 and 0 < self.crop_min <= 1):
+            raise ConfigError(f"lr={self.lr}, trunk_lr={self.trunk_lr}, weight_decay={self.weight_decay}, crop_min="
+                              f"{self.crop_min}: must lie in (0, 10], [0, 10], [0, 1] and (0, 1]")
         return self
 
 
 class Classifier(nn.Module):
-    """A network's front end and conv trunk, then one linear layer on the 2 x 2-pooled conv map."""
+    """A network's front end and conv trunk, then one linear layer on the 2 x 2-pooled conv map, standardised
+    first: a trained trunk's features can be far smaller than a random one's (weight decay shrinks its
+    BatchNorm scales), and a head on the raw values would learn at another speed for every start."""
 
     def __init__(self, net, classes: int, size: int = 32):
         super().__init__()
         self.front, self.trunk = net.front, net.trunk
         with torch.no_grad():
             channels = self.trunk(self.front(torch.zeros(2, 3, size, size))).shape[1]
+        self.standardise = nn.BatchNorm1d(4 * channels, affine=False)   # as the linear probe standardises
         self.linear = nn.Linear(4 * channels, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # (B, 3, S, S) in [0, 1] -> (B, classes)
-        return self.linear(F.adaptive_avg_pool2d(self.trunk(self.front(x)), 2).flatten(1))
+        return self.linear(self.standardise(F.adaptive_avg_pool2d(self.trunk(self.front(x)), 2).flatten(1)))
 
 
 def start(checkpoint, random: bool = False):
@@ -120,14 +124,16 @@ def finetune(net, cfg, fcfg: FinetuneConfig, device: str = "cpu", progress: bool
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(fcfg.seed)
         model = Classifier(net, classes, size).to(device, memory_format=torch.channels_last).train()
-    opt = torch.optim.SGD(model.parameters(), lr=fcfg.lr, momentum=0.9, weight_decay=fcfg.weight_decay)
+    groups = [{"params": list(model.linear.parameters()), "scale": 1.0},
+              {"params": list(model.front.parameters()) + list(model.trunk.parameters()), "scale": fcfg.trunk_lr}]
+    opt = torch.optim.SGD(groups, lr=fcfg.lr, momentum=0.9, weight_decay=fcfg.weight_decay)
     batch = min(fcfg.batch_size, len(train))
     steps = min(fcfg.max_steps, max(fcfg.min_steps, math.ceil(fcfg.epochs * len(train) / batch)))
     g = torch.Generator().manual_seed(fcfg.seed)
     order = torch.cat([torch.randperm(len(train), generator=g) for _ in range(math.ceil(steps * batch / len(train)))])
     for step, idx in enumerate(order[: steps * batch].view(steps, batch)):
         for group in opt.param_groups:
-            group["lr"] = fcfg.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = group["scale"] * fcfg.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         x = D.augment(train.images[idx].to(device), size, fcfg.crop_min, g).contiguous(memory_format=torch.channels_last)
         loss = F.cross_entropy(model(x), train.labels[idx].to(device))
         opt.zero_grad(set_to_none=True)
@@ -136,7 +142,7 @@ def finetune(net, cfg, fcfg: FinetuneConfig, device: str = "cpu", progress: bool
     model.eval()
     with torch.no_grad():
         pred = torch.cat([model(centre(x.to(device), size)).argmax(1).cpu() for x in val.images.split(512)])
-    return {"accuracy": float((pred == val.labels).float().mean()), "final_loss": float(loss), "steps": steps,
+    return {"accuracy": float((pred == val.labels).float().mean()), "final_loss": loss.item(), "steps": steps,
             "batch": batch, "n_labelled": len(train), "n_val": len(val), "classes": classes,
             "seconds": time.time() - t0, "protocol": dataclasses.asdict(fcfg)}
 
