@@ -6,8 +6,9 @@ The fine-tuning protocol, one for every starting point (a NAT checkpoint, the sa
 init, a supervised network), set by FinetuneConfig's defaults:
 - labelled images: `labels_per_class` images of every class of the target's training split, drawn with
   `seed` (data.labelled_subset); scored on the target's whole validation split, centre crops;
-- the network: the start's front end and conv trunk (`model.features`) with its head replaced by one
-  linear layer on the conv map average-pooled to 2 x 2 (the features the frozen linear probe reads);
+- the network: the start's front end and conv trunk with its head replaced by one linear layer on the
+  conv map average-pooled to 2 x 2 and standardised (the features the frozen linear probe reads, as it reads
+  them: a trained trunk's features are far smaller than a random one's);
 - every layer trains: SGD with momentum 0.9 and weight decay 5e-4, lr 0.01 decayed to 0 on a cosine, batch
   128; 30 epochs of the labelled images, but at least 300 and at most 3,000 steps (10 labels per class
   still take 300 steps; all 45,000 CIFAR-10 images take 3,000 steps, 8.5 epochs); the recipe's random

@@ -2,7 +2,8 @@
 Each file is what `python -m nattools finetune` or `eval` wrote (its command inside); scripts/transfer_queue.sh
 ran them all. A file is named by what it measured: ft_START_lN_sSEED (fine-tuned from START on N labels per
 class, seed SEED; N = all: every label), frozen_START_lN_s0 (frozen probes from the same labelled images),
-and SOURCE_to_TARGET for frozen transfer between data sets."""
+SOURCE_to_TARGET for frozen transfer between data sets (every label of the target's training split,
+or _lN: N per class), and snap_* for the snapshots of a run."""
 import json
 import statistics
 from pathlib import Path
@@ -76,3 +77,26 @@ def epochs_figure(series: dict, title: str):
     fig.update_layout(title=title, height=380, xaxis=dict(title="epochs of NAT pre-training"),
                       yaxis=dict(title="accuracy (%)"), legend=dict(orientation="h", y=-0.3), margin=dict(t=60, b=110))
     return fig
+
+
+def frozen_pair(results: dict, name: str) -> dict:
+    """A frozen transfer and its random-init twin -> {'kNN-20': (NAT, random), 'linear': (NAT, random)} in %."""
+    pair = [results.get(name), results.get(f"{name}_random")]
+    if None in pair:
+        return {}
+    return {probe: tuple(100 * r[key] for r in pair)
+            for probe, key in (("kNN-20", "knn20_embed"), ("linear", "linear_features_2x2"))}
+
+
+def snapshot_series(results: dict, prefix: str, key: str = "linear_features_2x2") -> dict:
+    """{epoch: accuracy %} of the snapshots 'snap_PREFIX_eE_to_...' (prefix e.g. 'cifar' or 'tiny')."""
+    out = {}
+    for name, r in results.items():
+        if name.startswith(f"snap_{prefix}_e"):
+            out[int(name.split("_e")[1].split("_")[0])] = 100 * r[key]
+    return dict(sorted(out.items()))
+
+
+def commands(results: dict) -> list:
+    """The command that wrote each result, in file order."""
+    return [r["command"] for r in results.values()]
