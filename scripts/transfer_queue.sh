@@ -16,20 +16,12 @@ job() {   # job NAME nattools-arguments...: writes $R/NAME.json
   echo "$(date +%T) $name: $*"
   "$PY" -m nattools "$@" --out $R/$name.json > $R/logs/$name.log 2>&1 || echo "  failed: see $R/logs/$name.log"
 }
-# a. few labels on CIFAR-10: fine-tuned from CIFAR-10 NAT, random init and Tiny ImageNet NAT; frozen probes beside
-for n in 10 50; do for s in 0 1; do
-  job ft_nat_l${n}_s$s finetune $NAT --labels_per_class $n --seed $s
-  job ft_random_l${n}_s$s finetune $NAT --labels_per_class $n --random_init --seed $s
-  job ft_tiny_l${n}_s$s finetune $TINY --dataset cifar10 --labels_per_class $n --seed $s
-done; done
+# frozen probes first (seconds to minutes each)
+# a. few labels on CIFAR-10: frozen probes at each label budget
 for n in 10 50 500; do
   job frozen_nat_l${n}_s0 eval $NAT --labels_per_class $n
   job frozen_random_l${n}_s0 eval $NAT --labels_per_class $n --baseline random
   job frozen_tiny_l${n}_s0 eval $TINY --dataset cifar10 --labels_per_class $n
-done
-for start in nat random tiny; do
-  case $start in nat) a="$NAT";; random) a="$NAT --random_init";; tiny) a="$TINY --dataset cifar10";; esac
-  job ft_${start}_l500_s0 finetune $a --labels_per_class 500
 done
 # b. across data sets, frozen (every label of the target's training split)
 job nat_to_cifar eval $NAT --dataset cifar10
@@ -43,6 +35,16 @@ job tiny_to_tiny_l50 eval $TINY --labels_per_class 50
 for e in 6 12 18 24 30; do job snap_cifar_e${e}_to_tiny_l50 eval $C/cifar10_nat_val_epoch$e.pt --dataset tinyimagenet --labels_per_class 50; done
 job snap_cifar_e36_to_tiny_l50 eval $NAT --dataset tinyimagenet --labels_per_class 50
 for e in 6 12 18 24; do job snap_tiny_e${e}_to_cifar eval $C/tinyimagenet_nat_epoch$e.pt --dataset cifar10; done
+# a. fine-tuned from CIFAR-10 NAT, random init and Tiny ImageNet NAT (minutes each)
+for n in 10 50; do for s in 0 1; do
+  job ft_nat_l${n}_s$s finetune $NAT --labels_per_class $n --seed $s
+  job ft_random_l${n}_s$s finetune $NAT --labels_per_class $n --random_init --seed $s
+  job ft_tiny_l${n}_s$s finetune $TINY --dataset cifar10 --labels_per_class $n --seed $s
+done; done
+for start in nat random tiny; do
+  case $start in nat) a="$NAT";; random) a="$NAT --random_init";; tiny) a="$TINY --dataset cifar10";; esac
+  job ft_${start}_l500_s0 finetune $a --labels_per_class 500
+done
 # second seeds at 500 labels per class
 for start in nat random tiny; do
   case $start in nat) a="$NAT";; random) a="$NAT --random_init";; tiny) a="$TINY --dataset cifar10";; esac
