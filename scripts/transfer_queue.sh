@@ -31,6 +31,7 @@ job tiny_to_cifar_random eval $TINY --dataset cifar10 --baseline random
 job cifar_to_tiny_l50 eval $NAT --dataset tinyimagenet --labels_per_class 50
 job cifar_to_tiny_l50_random eval $NAT --dataset tinyimagenet --labels_per_class 50 --baseline random
 job tiny_to_tiny_l50 eval $TINY --labels_per_class 50
+job tiny_to_tiny_l50_random eval $TINY --labels_per_class 50 --baseline random
 # c. the more you pretrain: the recipe's snapshots -> Tiny ImageNet; Tiny ImageNet's snapshots -> CIFAR-10
 for e in 6 12 18 24 30; do job snap_cifar_e${e}_to_tiny_l50 eval $C/cifar10_nat_val_epoch$e.pt --dataset tinyimagenet --labels_per_class 50; done
 job snap_cifar_e36_to_tiny_l50 eval $NAT --dataset tinyimagenet --labels_per_class 50
