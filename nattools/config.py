@@ -112,10 +112,9 @@ class TrainConfig:
                      check=lambda v: 0 <= v < 2 ** 63, rule="in [0, 2^63)")
     workers: int = _opt(2, "run", "data-loading processes", check=lambda v: 0 <= v <= 256, rule="in [0, 256]")
     device: str = _opt("auto", "run", "auto: the GPU if there is one", choices=DEVICES)
-    precision: str = _opt("fp32", "run", "fp32, bf16 autocast, or auto: bf16 where the device computes it natively "
-                          "(a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32. The run records what it "
-                          "used and a resume must use the same (--bf16: alias of --precision bf16). The default stays "
-                          "fp32 until bf16's quality is shown equal at the recipe", choices=PRECISIONS)
+    precision: str = _opt("auto", "run", "auto: bf16 autocast where the device computes bf16 natively (a CUDA GPU "
+                          "with bf16, a CPU with AVX512-BF16 or AMX), else fp32; the run records what it used and "
+                          "a resume must use the same (--bf16: alias of --precision bf16)", choices=PRECISIONS)
     decode: str = _opt("workers", "run", "where training images are decoded: workers (PIL, in the data-loading "
                        "processes) or device (JPEG files of an image folder, batched on the training device: "
                        "nvJPEG on a GPU; the workers only read files)", choices=("workers", "device"))

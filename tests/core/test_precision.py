@@ -68,8 +68,7 @@ def test_bf16_autocast_changes_the_steps_and_resumes_bit_identically(tiny_cfg, t
 def test_bf16_flag_is_an_alias_and_old_configs_map_to_a_precision():
     args = parser().parse_args(["train", "--bf16"])
     assert config_from_args(args).precision == "bf16"
-    assert config_from_args(parser().parse_args(["train"])).precision == "fp32"   # until parity is shown
-    assert config_from_args(parser().parse_args(["train", "--precision", "auto"])).precision == "auto"
+    assert config_from_args(parser().parse_args(["train"])).precision == "auto"
     assert from_dict({"bf16": True}).precision == "bf16"
     assert from_dict({"bf16": False}).precision == "fp32"
     assert from_dict({}).precision == "fp32"          # saved before either existed: fp32 was all there was

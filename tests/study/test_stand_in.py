@@ -58,7 +58,7 @@ def test_the_images_of_a_run_keep_its_table_and_this_machine_s_settings(tiny_cfg
     assert not seen and stored["stand_in"] is None and "stand-in" not in capfd.readouterr().out
     assert torch.equal(stored["table"], coverage.run_table(cfg.checkpoint_path)["table"])
     assert coverage.table_gap(model, here, stored) > 5
-    assert (here.device, here.workers, here.data_root, here.out, here.precision) == ("auto", 2, "", "", "fp32")
+    assert (here.device, here.workers, here.data_root, here.out, here.precision) == ("auto", 2, "", "", "auto")
     assert (here.name, here.d, here.limit, here.seed) == (cfg.name, 16, 128, cfg.seed)
 
 
@@ -75,7 +75,7 @@ def test_a_stand_in_trains_on_this_machine_when_the_checkpoint_says_cuda(tiny_cf
     capfd.readouterr()
     model, stand, stored = coverage.load_run(cfg.checkpoint_path, "digits", epochs=1, limit=64, batch_size=32)
     out = capfd.readouterr()
-    assert len(seen) == 1 and seen[0].device == "auto" and seen[0].workers == 0 and seen[0].precision == "fp32"
+    assert len(seen) == 1 and seen[0].device == "auto" and seen[0].workers == 0 and seen[0].precision == "auto"
     assert pick_device(seen[0].device) == ("cuda" if torch.cuda.is_available() else "cpu")
     assert "another order" in out.out and "a stand-in's, not this run's" in out.out and out.err == ""
     assert max(len(line) for line in out.out.splitlines()) <= 100                 # fits a book page
