@@ -67,7 +67,7 @@ def test_a_checkpoint_brings_no_run_settings_from_the_machine_it_ran_on(tiny_cfg
     _, saved = nattools.load_checkpoint(cfg.checkpoint_path)
     here = config.on_this_machine(saved, limit=64)
     assert saved.device == "cuda" and here.device == "auto" and here.workers == config.DEFAULTS["workers"]
-    assert (here.out, here.precision, here.decode, here.data_root) == ("runs", "fp32", "workers", "")
+    assert (here.out, here.precision, here.decode, here.data_root) == ("runs", "auto", "workers", "")
     assert (here.name, here.d, here.width, here.seed, here.limit) == (saved.name, 16, 8, saved.seed, 64)
     seen = {}
     real = evaluate.extract
