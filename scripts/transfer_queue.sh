@@ -42,6 +42,10 @@ for n in 10 50; do for s in 0 1; do
   job ft_random_l${n}_s$s finetune $NAT --labels_per_class $n --random_init --seed $s
   job ft_tiny_l${n}_s$s finetune $TINY --dataset cifar10 --labels_per_class $n --seed $s
 done; done
+# things to try (chapter 12's answers): a gentler trunk, a shorter schedule
+job try_trunk01_nat_l50_s0 finetune $NAT --labels_per_class 50 --trunk_lr 0.1
+job try_steps100_nat_l50_s0 finetune $NAT --labels_per_class 50 --min_steps 100
+job try_steps100_random_l50_s0 finetune $NAT --labels_per_class 50 --min_steps 100 --random_init
 for start in nat random tiny; do
   case $start in nat) a="$NAT";; random) a="$NAT --random_init";; tiny) a="$TINY --dataset cifar10";; esac
   job ft_${start}_l500_s0 finetune $a --labels_per_class 500
