@@ -28,8 +28,9 @@ from ..evaluate import embed, random_init, uniformity
 from ..targets import TargetStore
 from ..train import train
 from .assignment import sweep
+from .chapter import Sample, stored
 from .neighbours import neighbour_agreement
-from .plotting import CLASS_COLOURS, PALETTE, Sample, sphere_axes, sphere_surface, stored
+from .plotting import CLASS_COLOURS, PALETTE, sphere_axes, sphere_surface
 from .training import EpochLines
 
 
@@ -90,7 +91,7 @@ def training_views(x, cfg: TrainConfig, seed: int = 0) -> torch.Tensor:
 def measure(path, dataset: str, n: int, seed: int = 0, **stand_in) -> dict:
     """What chapter 9 measures of one run: its network, config and stored table (`load_run`: a
     stand-in's when its training images are not at hand), n of its own training images drawn with
-    `seed` (a plotting.Sample `x`, its labels `y`, `idx` = rows of its table, `classes`), its k
+    `seed` (a chapter.Sample `x`, its labels `y`, `idx` = rows of its table, `classes`), its k
     targets (the rows the trainer generated, seed = cfg.seed), the target each image holds (`own`), and three embeddings of the images: whole images
     (`z`), one random crop each (`views`, as it trained) and its random-init twin on whole images
     (`z_random`); with `crop_cos` (`random_crop_cos`), the cosine between the embeddings of two crops of

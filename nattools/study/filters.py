@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from ..evaluate import initial_model, random_init
 from ..models import FrontEnd
-from .plotting import data_uri, png_sheet, stored
+from .chapter import stored
+from .plotting import data_uri, png_sheet
 
 
 def conv_layers(model) -> list:
@@ -221,7 +222,7 @@ def layer_maxima(model, x: torch.Tensor, top: int = 16, batch_size: int = 250) -
 
 
 def channel_maxima(models: dict, sample, top: int = 16) -> tuple:
-    """{network: layer_maxima(model, images, top)} of a plotting.Sample's images, read from
+    """{network: layer_maxima(model, images, top)} of a chapter.Sample's images, read from
     data/results/book/07_filters.pt when that was made from the same networks and images (else measured
     now). models: {network: a model, or ("random", cfg): its random-init twin, BatchNorm measured on
     the images (nattools.evaluate.random_init)}. -> (that dict, True if read from the file)."""
@@ -247,7 +248,7 @@ def crop(image: torch.Tensor, top: int, left: int, size: int, fill: float = 0.5)
 
 
 def top_patches(x, layer: LayerMaxima, channel: int, k: int = 16):
-    """The k images of x (a tensor or a plotting.Sample) where `channel` responds most, and the
+    """The k images of x (a tensor or a chapter.Sample) where `channel` responds most, and the
     receptive-field crop around its strongest position. -> crops (k,3,s,s), image rows (k,), values (k,)."""
     idx, values, f = layer.image[:k, channel], layer.value[:k, channel], layer.field
     crops = [crop(x[int(i)], f.corner(int(r)), f.corner(int(c)), f.size)

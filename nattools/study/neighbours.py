@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from ..evaluate import embed, extract, initial_model, random_init
 from ..models import FrontEnd
-from .plotting import PALETTE, data_uri, framed, png_sheet, stored
+from .chapter import stored
+from .plotting import PALETTE, data_uri, framed, png_sheet
 
 
 # ---------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def space(which, memory_images):
 
 
 def neighbours(spaces: dict, queries, memory, k: int, name: str = "08_neighbours") -> tuple:
-    """{space: (q, k) indices of each query's k nearest memory images, best first} for plotting.Samples
+    """{space: (q, k) indices of each query's k nearest memory images, best first} for chapter.Samples
     of queries and memory and spaces {name: `space`'s which}, read from data/results/book/NAME.pt when
     that was made from the same spaces and images, else searched now. -> (that dict, read from the file?)."""
     def measure():
@@ -182,7 +183,7 @@ def chance_agreement(groups) -> float:
 # ---------------------------------------------------------------------------
 @dataclass
 class Gallery:
-    """Queries, the memory they are searched in (plotting.Samples: images opened when shown, labels),
+    """Queries, the memory they are searched in (chapter.Samples: images opened when shown, labels),
     and each space's neighbours."""
     queries: object
     memory: object

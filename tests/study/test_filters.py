@@ -184,12 +184,12 @@ def test_figures_and_app_build_and_the_app_reacts():
 def test_channel_maxima_are_measured_once_and_read_back(tiny_cfg, tmp_path, monkeypatch):
     """channel_maxima stores what it measured (NATTOOLS_STORE) and reads it back only for the same
     networks and images: the random twin is measured with BatchNorm statistics of those images."""
-    from nattools.study import plotting
+    from nattools.study import chapter
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "results").mkdir(parents=True)
     monkeypatch.setenv("NATTOOLS_STORE", "1")
     cfg = nattools.TrainConfig(width=4, d=8, seed=1)
-    sample = plotting.Sample("digits", 40)
+    sample = chapter.Sample("digits", 40)
     models = {"random": ("random", cfg), "net": small_net(d=8, width=4)}
     first, read = FL.channel_maxima(models, sample, top=5)
     assert not read and (tmp_path / "data/results/book/07_filters.pt").is_file()

@@ -76,8 +76,8 @@ def test_random_init_is_seeded_with_batchnorm_statistics_of_the_images():
 
 def test_slider_and_app_mark_the_neighbours_of_the_query_class():
     pytest.importorskip("ipywidgets")
-    from nattools.study import plotting
-    queries, memory = plotting.Sample("digits", 3, "val"), plotting.Sample("digits", 10)
+    from nattools.study import chapter
+    queries, memory = chapter.Sample("digits", 3, "val"), chapter.Sample("digits", 10)
     found = {"a": torch.tensor([[0, 2, 1]] * 3), "b": torch.tensor([[1, 3, 5]] * 3)}
     hits = [int((memory.labels[found["a"][0]] == queries.labels[i]).sum()) for i in range(3)]
     gallery = nb.Gallery(queries, memory, queries.classes, found)
@@ -117,12 +117,12 @@ def test_neighbours_are_searched_once_and_read_back(tmp_path, monkeypatch):
     """neighbours() stores its search (NATTOOLS_STORE) and reads it back only for the same spaces
     and images; a random-init space is measured with BatchNorm statistics of the memory."""
     from nattools.models import small_net
-    from nattools.study import plotting
+    from nattools.study import chapter
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "results").mkdir(parents=True)
     monkeypatch.setenv("NATTOOLS_STORE", "1")
     cfg = TrainConfig(width=4, d=8, seed=2)
-    queries, memory = plotting.Sample("digits", 6, "val"), plotting.Sample("digits", 30)
+    queries, memory = chapter.Sample("digits", 6, "val"), chapter.Sample("digits", 30)
     spaces = {"net": small_net(d=8, width=4), "random": ("random", cfg), "pixels": "sobel",
               "features": ("features", ("random", cfg))}
     found, read = nb.neighbours(spaces, queries, memory, k=4, name="x")
