@@ -28,6 +28,7 @@ from ..evaluate import embed, random_init, uniformity
 from ..targets import TargetStore
 from ..train import train
 from .assignment import sweep
+from .chapter import Sample, stored
 from .neighbours import neighbour_agreement
 from .plotting import CLASS_COLOURS, PALETTE, sphere_axes, sphere_surface
 from .training import EpochLines
@@ -100,11 +101,6 @@ def run_table(path) -> dict:
     return {"table": a["table"], "k": a["k"], "n": a["n"], "history": state.get("history", [])}
 
 
-def run_targets(cfg: TrainConfig, k: int) -> TargetStore:
-    """The run's k targets: the same rows the trainer generated (seed = cfg.seed)."""
-    return TargetStore(k, cfg.d, seed=cfg.seed)
-
-
 def training_views(x, cfg: TrainConfig, seed: int = 0) -> torch.Tensor:
     """One random crop + flip of each image, as the trainer draws them (crop_min of the run):
     what NAT's targets were fitted to, as opposed to the whole image."""
@@ -113,16 +109,32 @@ def training_views(x, cfg: TrainConfig, seed: int = 0) -> torch.Tensor:
 
 def measure(path, dataset: str, n: int, seed: int = 0, **stand_in) -> dict:
     """What chapter 9 measures of one run: its network, config and stored table (`load_run`: a
-    stand-in's when its training images are not at hand), n of its own training images drawn
-    with `seed` (nattools.data.sample: x, y, idx = rows of its table, classes), its k targets, the
-    target each image holds (`own`), and three embeddings of them: whole images (`z`), one random
-    crop each (`views`, as it trained), and its random-init twin on whole images (`z_random`)."""
-    model, cfg, stored = load_run(path, dataset, **stand_in)
-    x, y, idx, classes = D.sample(cfg.dataset, n, "train", seed=seed, size=cfg.image_size, root=cfg.data_root or None,
-                                  val_fraction=cfg.val_fraction, limit=cfg.limit)
-    return dict(model=model, cfg=cfg, stored=stored, x=x, y=y, idx=idx, classes=classes,
-                targets=run_targets(cfg, stored["k"]), own=stored["table"][idx], z=embed(model, x),
-                views=embed(model, training_views(x, cfg, seed=0)), z_random=embed(random_init(cfg, x), x))
+    stand-in's when its training images are not at hand), n of its own training images drawn with
+    `seed` (a chapter.Sample `x`, its labels `y`, `idx` = rows of its table, `classes`), its k
+    targets (the rows the trainer generated, seed = cfg.seed), the target each image holds (`own`), and three embeddings of the images: whole images
+    (`z`), one random crop each (`views`, as it trained) and its random-init twin on whole images
+    (`z_random`); with `crop_cos` (`random_crop_cos`), the cosine between the embeddings of two crops of
+    each image (by the random-init twin), and `batch_uniformity`, the uniformity of whole images embedded
+    with each batch's own BatchNorm statistics. They are read from data/results/book/09_NAME.pt when
+    that was made from the same network and images (embeddings stored in float16, renormalised)."""
+    model, cfg, stored_table = load_run(path, dataset, **stand_in)
+    x = Sample(cfg.dataset, n, "train", seed=seed, size=cfg.image_size, root=cfg.data_root or None,
+               val_fraction=cfg.val_fraction, limit=cfg.limit)
+
+    def embeddings():
+        images = x.images()
+        twin = random_init(cfg, images)
+        crops = [training_views(images, cfg, seed=s) for s in (0, 1)]
+        views, views_random = [embed(model, c) for c in crops], [embed(twin, c) for c in crops]
+        return {"z": embed(model, images).half(), "views": views[0].half(), "z_random": embed(twin, images).half(),
+                "crop_cos": (views[0] * views[1]).sum(1), "random_crop_cos": (views_random[0] * views_random[1]).sum(1),
+                "batch_uniformity": uniformity(embed(model, images, batch_stats=True))}
+
+    key = ("coverage.measure 1", x.key, model, cfg.crop_min, seed)
+    found, _ = stored(f"09_{Path(path).stem}", key, embeddings)
+    found.update({k: F.normalize(found[k].float(), dim=1) for k in ("z", "views", "z_random")})
+    return dict(model=model, cfg=cfg, stored=stored_table, x=x, y=x.labels, idx=x.idx, classes=x.classes,
+                targets=TargetStore(stored_table["k"], cfg.d, seed=cfg.seed), own=stored_table["table"][x.idx], **found)
 
 
 # ---------------------------------------------------------------------------
@@ -133,13 +145,6 @@ def pairwise_cosines(z: torch.Tensor) -> torch.Tensor:
     z = F.normalize(z.float(), dim=1)
     i, j = torch.triu_indices(len(z), len(z), 1)
     return (z @ z.T)[i, j]
-
-
-def same_class_pairs(labels: torch.Tensor) -> torch.Tensor:
-    """(n,) labels -> (n(n-1)/2,) bool, in pairwise_cosines' order: do i and j share a class?"""
-    labels = torch.as_tensor(labels)
-    i, j = torch.triu_indices(len(labels), len(labels), 1)
-    return labels[i] == labels[j]
 
 
 def cosine_density(cos: torch.Tensor, bins: int = 80):
@@ -209,17 +214,16 @@ def class_concentration(z: torch.Tensor, labels, n_classes: int = None) -> torch
     sphere, 1 when all its images sit on one point. -> (n_classes,), nan for empty classes."""
     labels = torch.as_tensor(labels)
     n_classes = n_classes or int(labels.max()) + 1
-    out = torch.full((n_classes,), float("nan"))
-    for c in range(n_classes):
-        if (labels == c).any():
-            out[c] = z[labels == c].float().mean(0).norm()
-    return out
+    sums = torch.zeros(n_classes, z.shape[1]).index_add_(0, labels, z.float())       # (C, d)
+    return (sums / torch.bincount(labels, minlength=n_classes)[:, None]).norm(dim=1)  # 0 / 0: nan
 
 
 def class_separation(z: torch.Tensor, labels, k: int = 10) -> tuple:
     """How much z groups classes: (mean cosine of same-class pairs minus that of other pairs, in
     units of the cosines' spread; the share of each image's k nearest neighbours in its class)."""
-    cos, same = pairwise_cosines(z), same_class_pairs(labels)
+    labels = torch.as_tensor(labels)
+    i, j = torch.triu_indices(len(labels), len(labels), 1)                # pairwise_cosines' order
+    cos, same = pairwise_cosines(z), labels[i] == labels[j]
     return float((cos[same].mean() - cos[~same].mean()) / cos.std()), neighbour_agreement(z, labels, k=k)
 
 
@@ -265,15 +269,6 @@ def assign_fixed(z: torch.Tensor, targets, epochs: int = 10, batch_size: int = 2
 # ---------------------------------------------------------------------------
 # Tables and figures
 # ---------------------------------------------------------------------------
-def text_table(rows: dict, columns) -> str:
-    """rows {label: [cell, ...]} (cells already formatted), columns [title of the label
-    column, title of each cell column] -> an aligned plain-text table, narrow enough to print."""
-    width = max(len(str(c)) for c in [columns[0], *rows])
-    cells = [max([len(str(c))] + [len(str(v[i])) for v in rows.values()]) for i, c in enumerate(columns[1:])]
-    line = lambda label, values: f"{label:<{width}}" + "".join(f"  {v:>{w}}" for v, w in zip(values, cells))
-    return "\n".join([line(columns[0], columns[1:])] + [line(label, values) for label, values in rows.items()])
-
-
 def table(rows: dict, columns):
     """rows {label: [cell, ...]} (cells already formatted), columns [title of the label column,
     title of each cell column] -> a Markdown table for the page (the book renders a real table)."""
@@ -281,65 +276,39 @@ def table(rows: dict, columns):
     return md(list(columns), [[label, *cells] for label, cells in rows.items()])
 
 
-def merge_columns(columns: dict) -> dict:
-    """{column: {row: cell}} -> {row: [cell of each column]}, for text_table."""
-    rows = {}
-    for cells in columns.values():
-        for label, cell in cells.items():
-            rows.setdefault(label, []).append(cell)
-    return rows
-
-
-def spread_report(key: str, r: dict) -> tuple:
+def spread(r: dict) -> tuple:
     """A run measured by `measure`: how evenly the targets its images hold, its embeddings of crops
-    and of whole images, and its random-init twin cover the sphere, against the exact values for
-    uniform points -> (Markdown: a table and a paragraph, (d, {series: pairwise cosines}))."""
+    and of whole images, and its random-init twin cover the sphere, with the exact values for uniform
+    points -> ({series: coverage_stats}, (d, {series: pairwise cosines}))."""
     d = r["cfg"].d
     rows = {"targets held": r["targets"][r["own"]], "NAT, crops": r["views"],
             "NAT, whole images": r["z"], "random init": r["z_random"]}
     stats = {label: coverage_stats(z) for label, z in rows.items()}
     stats["uniform (exact)"] = dict(mean_cos=0.0, std_cos=d ** -0.5, effective_dim=d, uniformity=sphere_uniformity(d))
-    cells = {label: [f"{s['mean_cos']:.3f}", f"{s['std_cos']:.3f}", f"{s['uniformity']:.3f}",
-                     f"{s['effective_dim']:.1f}"] for label, s in stats.items()}
-    u = {label: s["uniformity"] for label, s in stats.items()}
-    closed = lambda label: (u["random init"] - u[label]) / (u["random init"] - u["targets held"])
-    crops, noise = stats["NAT, crops"], stats["targets held"]
-    from .plotting import md_table
-    text = (md_table([f"{key}, n = {len(r['z'])}", "mean cos", "std cos", "uniformity", "eff. dim"],
-                     [[label, *c] for label, c in cells.items()])
-            + f"\n\nShare of the uniformity gap (random init to targets) closed by training: "
-            f"{closed('NAT, crops'):.0%} for crops, {closed('NAT, whole images'):.0%} for whole images. "
-            f"NAT's crops against the targets: cosine spread x{crops['std_cos'] / noise['std_cos']:.2f}, "
-            f"effective dimension {crops['effective_dim']:.0f} against {noise['effective_dim']:.0f}.")
-    return text, (d, {label: pairwise_cosines(z) for label, z in rows.items()})
+    return stats, (d, {label: pairwise_cosines(z) for label, z in rows.items()})
 
 
 def target_fit(r: dict) -> tuple:
     """A run measured by `measure`: how close its embeddings sit to the targets they hold, to the
     nearest of all k, and to their targets after one more pass of re-assignment (`assign_fixed`)
-    -> ({row: formatted cell}, (d, {series: cosines to a target}))."""
+    -> ({row: value}, (d, {series: cosines to a target}))."""
     cfg, stored, held = r["cfg"], r["stored"], r["targets"][r["own"]]
     last = stored["history"][-1]
     solved = [h for h in stored["history"] if h.get("reassigned", h.get("changed", 0) > 0)] or [last]
-    crop = own_target_stats(r["views"], r["own"], r["targets"])
-    whole = own_target_stats(r["z"], r["own"], r["targets"])
+    crop = own_target_stats(r["views"], r["own"], r["targets"])     # scans all k targets
     now, _ = assign_fixed(r["views"], held, epochs=1, batch_size=cfg.batch_size)
     resolved = (r["views"] * held[now]).sum(1)                  # cos to the target after one pass
-    second = embed(r["model"], training_views(r["x"], cfg, seed=1))
-    rows = {"k = n (training images)": f"{stored['k']:,}",
-            "every target held once": str(sorted(stored["table"].tolist()) == list(range(stored["k"]))),
-            f"training loss, last epoch ({last['epoch']})": f"{last['loss']:.3f}",
-            "  = mean cos to the target": f"{1 - last['loss'] / 2:.3f}",
-            f"images that changed target at the last re-solve (epoch {solved[-1]['epoch']})":
-                f"{solved[-1]['changed']:.1%}",
-            "cos to own target: new crop": f"{crop['cos_own'].mean():.3f}",
-            "cos to own target: whole image": f"{whole['cos_own'].mean():.3f}",
-            "  after one pass of re-assignment": f"{resolved.mean():.3f}",
-            "cos to the nearest of all k": f"{crop['cos_nearest'].mean():.3f}",
-            "median rank of own target": f"{int(crop['rank'].median()):,}",
-            "cos between two crops of an image": f"{float((r['views'] * second).sum(1).mean()):.3f}"}
+    rows = {"targets k": stored["k"], "every target held once": sorted(stored["table"].tolist()) == list(range(stored["k"])),
+            "training loss, last epoch": last["loss"], "  = mean cos to the target": 1 - last["loss"] / 2,
+            "changed target, last re-solve": solved[-1]["changed"], "  at epoch": solved[-1]["epoch"],
+            "cos to own target: new crop": float(crop["cos_own"].mean()),
+            "cos to own target: whole image": float((r["z"] * held).sum(1).mean()),
+            "  after one pass of re-assignment": float(resolved.mean()),
+            "cos to the nearest of all k": float(crop["cos_nearest"].mean()),
+            "median rank of own target": int(crop["rank"].median()),
+            "cos between two crops of an image": float(r["crop_cos"].mean())}
     return rows, (cfg.d, {"own target, stored table (new crop)": crop["cos_own"],
-                          "own target after one pass of re-assignment": resolved,
+                          "own target after re-assignment": resolved,
                           "nearest of all k targets": crop["cos_nearest"]})
 
 
@@ -408,31 +377,22 @@ def held_targets_figure(z, tables: dict, active: int = 0, height: int = 600):
     fig = go.Figure([sphere_surface()])
     fig.add_trace(go.Scatter3d(x=z[:, 0], y=z[:, 1], z=z[:, 2], mode="markers", name="embeddings",
                                marker=dict(size=2, color="#d62728"), hoverinfo="skip", visible="legendonly"))
-    per, titles = [], []
-    for s, (k, (table, c)) in enumerate(tables.items()):
-        c = torch.as_tensor(c).float()
-        held = torch.zeros(len(c), dtype=torch.bool)
+    titles, buttons = [], []
+    for s, (k, (table, c)) in enumerate(tables.items()):               # traces 2 + 2s (free), 3 + 2s (held)
+        c, held = torch.as_tensor(c).float(), torch.zeros(len(c), dtype=torch.bool)
         held[table] = True
-        shown = []
         for mask, name, style in ((~held, "free targets", dict(size=1.5, color="rgba(120,160,200,0.35)")),
                                   (held, "held targets", dict(size=2.5, color="#08306b"))):
             p = c[mask].numpy()
             fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="markers", name=name,
                                        legendgroup=name, showlegend=s == active, marker=style, hoverinfo="skip",
                                        visible=s == active))
-            shown.append(len(fig.data) - 1)
-        per.append(shown)
-        titles.append(f"k = {k:,} targets for n = {len(table):,} images: {len(table):,} held, "
-                      f"{k - len(table):,} free")
-    buttons = []
+        titles.append(f"k = {k:,} targets for n = {len(table):,} images: {k - len(table):,} free")
     for s, k in enumerate(tables):
-        vis = [True, "legendonly"] + [False] * (len(fig.data) - 2)
-        show = [False] * len(fig.data)
-        for i in per[s]:
-            vis[i], show[i] = True, True
-        buttons.append(dict(label=f"k = {k:,}", method="update",
-                            args=[{"visible": vis, "showlegend": [False, True] + show[2:]},
-                                  {"title.text": titles[s]}]))
+        show = [i in (2 + 2 * s, 3 + 2 * s) for i in range(len(fig.data))]
+        buttons.append(dict(label=f"k = {k:,}", method="update", args=[
+            {"visible": [True, "legendonly"] + show[2:], "showlegend": [False, True] + show[2:]},
+            {"title.text": titles[s]}]))
     fig.update_layout(title=dict(text=titles[active], font_size=13),
                       updatemenus=[dict(buttons=buttons, active=active, direction="down", x=0.0, xanchor="left",
                                         y=1.0, yanchor="top", showactive=True)])

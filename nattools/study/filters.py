@@ -18,7 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..evaluate import initial_model, random_init
 from ..models import FrontEnd
+from .chapter import stored
 from .plotting import data_uri, png_sheet
 
 
@@ -170,10 +172,6 @@ class ReceptiveField:
         return int(round(self.start + i * self.jump - (self.size - 1) / 2))
 
 
-def _pair(v):
-    return v[0] if isinstance(v, tuple) else v
-
-
 def receptive_fields(model) -> list:
     """One ReceptiveField per conv block output (after its ReLU, before any pooling), in input
     pixels, the Sobel front end's 3x3 included."""
@@ -181,7 +179,7 @@ def receptive_fields(model) -> list:
     out = []
     for m in model.trunk:
         if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
-            k, s, p = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
+            k, s, p = (v[0] if isinstance(v, tuple) else v for v in (m.kernel_size, m.stride, m.padding))
             size, start, jump = size + (k - 1) * jump, start + ((k - 1) / 2 - p) * jump, jump * s
         if isinstance(m, nn.ReLU):
             out.append(ReceptiveField(size, jump, start))
@@ -190,37 +188,56 @@ def receptive_fields(model) -> list:
 
 @dataclass
 class LayerMaxima:
-    """For one conv block, per image and channel: the largest response and where it is."""
+    """For one conv block: each channel's `top` strongest images, by the channel's largest response
+    (after its ReLU), strongest first, and where in the layer's grid that response is."""
     name: str
-    value: torch.Tensor    # (N, C) max over positions of the block's output (after ReLU)
-    row: torch.Tensor      # (N, C) long, position of that max in the layer's grid
+    image: torch.Tensor    # (top, C) long: rows of the images
+    value: torch.Tensor    # (top, C)
+    row: torch.Tensor      # (top, C) long
     col: torch.Tensor
     field: ReceptiveField
 
 
 @torch.no_grad()
-def layer_maxima(model, x: torch.Tensor, batch_size: int = 250) -> list:
+def layer_maxima(model, x: torch.Tensor, top: int = 16, batch_size: int = 250) -> list:
     """Runs images x (N,3,H,W) through the trunk once; -> one LayerMaxima per conv block, read
     after its ReLU (a trained BatchNorm may flip a channel's sign, so the conv output alone won't do)."""
     model.eval()
-    fields, convs = receptive_fields(model), conv_layers(model)
-    per_layer = [[] for _ in convs]
+    fields, per_layer = receptive_fields(model), [[] for _ in conv_layers(model)]
     for xb in x.split(batch_size):
         h, k = model.front(xb), 0
         for m in model.trunk:
             h = m(h)
             if isinstance(m, nn.ReLU):
-                flat = h.flatten(2)                                      # (b, C, h*w)
-                v, where = flat.max(2)
+                v, where = h.flatten(2).max(2)                          # (b, C) each
                 per_layer[k].append((v, where, h.shape[-1]))
                 k += 1
     out = []
     for k, parts in enumerate(per_layer):
-        width = parts[0][2]
-        where = torch.cat([p[1] for p in parts])
-        out.append(LayerMaxima(f"conv{k + 1}", torch.cat([p[0] for p in parts]), where // width, where % width,
-                               fields[k]))
+        value, where = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])   # (N, C)
+        best, image = value.topk(min(top, len(x)), dim=0)                                  # (top, C)
+        where, width = where.gather(0, image), parts[0][2]
+        out.append(LayerMaxima(f"conv{k + 1}", image, best, where // width, where % width, fields[k]))
     return out
+
+
+def channel_maxima(models: dict, sample, top: int = 16) -> tuple:
+    """{network: layer_maxima(model, images, top)} of a chapter.Sample's images, read from
+    data/results/book/07_filters.pt when that was made from the same networks and images (else measured
+    now). models: {network: a model, or ("random", cfg): its random-init twin, BatchNorm measured on
+    the images (nattools.evaluate.random_init)}. -> (that dict, True if read from the file)."""
+    def measure():
+        x = sample.images()
+        nets = {k: random_init(m[1], x) if isinstance(m, tuple) else m for k, m in models.items()}
+        return {k: [{f: getattr(lm, f) for f in ("name", "image", "value", "row", "col")}
+                    for lm in layer_maxima(m, x, top)] for k, m in nets.items()}
+
+    arch = {k: initial_model(m[1]) if isinstance(m, tuple) else m for k, m in models.items()}
+    random = {k: isinstance(m, tuple) for k, m in models.items()}
+    key = ("filters.channel_maxima 1", top, sample.key, {k: (random[k], arch[k]) for k in models})
+    found, read = stored("07_filters", key, measure)
+    return {k: [LayerMaxima(**lm, field=f) for lm, f in zip(found[k], receptive_fields(arch[k]))]
+            for k in models}, read
 
 
 def crop(image: torch.Tensor, top: int, left: int, size: int, fill: float = 0.5) -> torch.Tensor:
@@ -230,20 +247,19 @@ def crop(image: torch.Tensor, top: int, left: int, size: int, fill: float = 0.5)
     return padded[:, top + pad: top + pad + size, left + pad: left + pad + size]
 
 
-def top_patches(x: torch.Tensor, layer: LayerMaxima, channel: int, k: int = 16):
-    """The k images of x where `channel` responds most (each image once), and the receptive-field
-    crop around its strongest position. -> crops (k,3,s,s), image indices (k,), values (k,)."""
-    values, idx = layer.value[:, channel].topk(min(k, len(x)))
-    f = layer.field
-    crops = [crop(x[i], f.corner(int(layer.row[i, channel])), f.corner(int(layer.col[i, channel])), f.size)
-             for i in idx.tolist()]
+def top_patches(x, layer: LayerMaxima, channel: int, k: int = 16):
+    """The k images of x (a tensor or a chapter.Sample) where `channel` responds most, and the
+    receptive-field crop around its strongest position. -> crops (k,3,s,s), image rows (k,), values (k,)."""
+    idx, values, f = layer.image[:k, channel], layer.value[:k, channel], layer.field
+    crops = [crop(x[int(i)], f.corner(int(r)), f.corner(int(c)), f.size)
+             for i, r, c in zip(idx, layer.row[:k, channel], layer.col[:k, channel])]
     return torch.stack(crops), idx, values
 
 
 def class_purity(layer: LayerMaxima, labels: torch.Tensor, k: int = 16) -> torch.Tensor:
     """(C,): per channel, the share of its top-k images that belong to the most common class among
     them. Labels are used only here, to read what a channel responds to."""
-    top = layer.value.topk(min(k, len(labels)), dim=0).indices                  # (k, C) image indices
+    top = layer.image[:k]                                                       # (k, C) image rows
     counts = F.one_hot(labels[top], int(labels.max()) + 1).sum(0)               # (C, classes)
     return counts.amax(1).float() / top.shape[0]
 
@@ -253,27 +269,6 @@ def chance_purity(labels: torch.Tensor, k: int = 16, draws: int = 2000, seed: in
     g = torch.Generator().manual_seed(seed)
     top = torch.stack([torch.randperm(len(labels), generator=g)[:k] for _ in range(draws)], 1)  # (k, draws)
     return float(F.one_hot(labels[top], int(labels.max()) + 1).sum(0).amax(1).float().mean() / top.shape[0])
-
-
-def patches_figure(x, layers: dict, layer: int, channels: dict, k: int = 8, tile: int = 48):
-    """For each network in `layers` ({network: layer_maxima(...)}), rows of the top-k patches of
-    its channels `channels[network]` in one layer: one PNG, so the page stays small."""
-    crops, labels = [], []
-    for name, maxima in layers.items():
-        for c in channels[name]:
-            crops.append(top_patches(x, maxima[layer], c, k)[0])
-            labels.append(f"{name}: channel {c}")
-    gap = 4
-    sheet = png_sheet(torch.cat(crops), cols=k, tile=tile, gap=gap)
-    lm = next(iter(layers.values()))[layer]
-    fig = go.Figure(go.Image(source=data_uri(sheet), hoverinfo="skip"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(tickvals=[r * (tile + gap) + tile / 2 for r in range(len(labels))], ticktext=labels,
-                     showgrid=False, zeroline=False, ticks="")
-    fig.update_layout(height=90 + (tile + gap) * len(labels) * 1.2, margin=dict(l=5, r=5, t=60, b=5),
-                      title=dict(text=f"{lm.name}: top {k} patches of each channel ({lm.field.size} x {lm.field.size} "
-                                      f"px receptive field; grey = outside the image)", font_size=14))
-    return fig
 
 
 def patches_app(x, layers: dict, network: str = None, layer: int = 0, channel: int = 0, k: int = 16,
@@ -294,11 +289,10 @@ def patches_app(x, layers: dict, network: str = None, layer: int = 0, channel: i
         lm = layers[net.value][lay.value]
         chan.max = lm.value.shape[1] - 1                      # may clamp chan.value, which calls show again
         crops, idx, values = top_patches(x, lm, chan.value, k)
-        text = (f"<b>{net.value}, {lm.name}, channel {chan.value}</b> (receptive field {lm.field.size} px): "
-                f"strongest response {float(values[0]):.2f}, {len(values)}th {float(values[-1]):.2f}")
+        text = f"<b>{net.value}, {lm.name}, channel {chan.value}</b>: responses {values[0]:.2f} to {values[-1]:.2f}"
         if labels is not None:
             common, count = Counter(classes[int(labels[i])] for i in idx).most_common(1)[0]
-            text += f"<br>most common class among them: {common} ({count} of {len(idx)})"
+            text += f"; most common class {common} ({count} of {len(idx)})"
         info.value = text
         sheet.value = png_sheet(crops, cols=8)
 

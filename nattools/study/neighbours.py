@@ -7,16 +7,16 @@ A space is just a function images (n,3,H,W) -> vectors (n,D); closeness is cosin
 similarity in every space, so the spaces differ only in what they measure. The network at
 random initialisation is nattools.evaluate.random_init (BatchNorm statistics from the images).
 """
-import html
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
-from ..evaluate import embed
+from ..evaluate import embed, extract, initial_model, random_init
 from ..models import FrontEnd
-from .plotting import PALETTE, data_uri, framed, png, png_sheet
+from .chapter import stored
+from .plotting import PALETTE, data_uri, framed, png_sheet
 
 
 # ---------------------------------------------------------------------------
@@ -32,6 +32,45 @@ def pixels(images: torch.Tensor, input: str = "rgb") -> torch.Tensor:
 def embedding(model):
     """The space of a network: images -> model.embed (unit rows, nattools.evaluate.embed)."""
     return lambda images: embed(model, images)
+
+
+def pooled_features(model):
+    """The space of a network's last conv map, average-pooled 2 x 2 (the linear probe's input,
+    nattools.evaluate.extract)."""
+    def vectors(images):
+        data = torch.utils.data.TensorDataset(images, torch.zeros(len(images)), torch.arange(len(images)))
+        return extract(model, data)[1]
+    return vectors
+
+
+def space(which, memory_images):
+    """A space named by what it depends on -> images -> vectors: a model (its embedding), "sobel" or
+    "rgb" (pixels), ("features", model) (its pooled conv features); a model given as ("random", cfg)
+    is the random-init twin of cfg's run, BatchNorm measured on memory_images (evaluate.random_init)."""
+    kind, net = which if isinstance(which, tuple) and which[0] == "features" else ("embedding", which)
+    if isinstance(net, str):
+        return lambda images: pixels(images, net)
+    net = random_init(net[1], memory_images) if isinstance(net, tuple) else net
+    return pooled_features(net) if kind == "features" else embedding(net)
+
+
+def neighbours(spaces: dict, queries, memory, k: int, name: str = "08_neighbours") -> tuple:
+    """{space: (q, k) indices of each query's k nearest memory images, best first} for chapter.Samples
+    of queries and memory and spaces {name: `space`'s which}, read from data/results/book/NAME.pt when
+    that was made from the same spaces and images, else searched now. -> (that dict, read from the file?)."""
+    def measure():
+        xq, xm, found = queries.images(), memory.images(), {}
+        for s, which in spaces.items():
+            vectors = space(which, xm)
+            found[s] = search(vectors(xq), vectors(xm), k)[1]
+        return found
+
+    def named(which):                          # the weights a space depends on, for the file's key
+        if isinstance(which, tuple) and which[0] == "random":
+            return "random", initial_model(which[1])
+        return tuple(named(w) for w in which) if isinstance(which, tuple) else which
+    key = ("neighbours.neighbours 1", k, queries.key, memory.key, {s: named(w) for s, w in spaces.items()})
+    return stored(name, key, measure)
 
 
 # ---------------------------------------------------------------------------
@@ -106,6 +145,23 @@ def overlap(idx_a: torch.Tensor, idx_b: torch.Tensor) -> float:
     return float((a == b).any(2).float().mean())
 
 
+def knn_vote(idx: torch.Tensor, memory_labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(q,k) neighbour indices -> (q,) the most common class among them, ties to the lower class:
+    nattools.evaluate.knn_predict's vote, from neighbours already found."""
+    return F.one_hot(memory_labels[idx], n_classes).sum(1).argmax(1)
+
+
+def within(idx: torch.Tensor, keep: torch.Tensor, k: int) -> torch.Tensor:
+    """(q,K) neighbours in a memory -> (q,k) the first k of them in the part of it where `keep`
+    (a (N,) bool) holds: the neighbours a search in that smaller memory would find (row positions
+    in the full memory). Raises when fewer than k of a query's K lie in it."""
+    inside = keep[idx]                                                   # (q, K)
+    if int(inside.sum(1).min()) < k:
+        raise ValueError(f"fewer than {k} of some query's {idx.shape[1]} neighbours in the kept memory")
+    order = torch.sort((~inside).int(), dim=1, stable=True).indices[:, :k]   # kept ones first, in rank order
+    return idx.gather(1, order)
+
+
 def neighbour_agreement(z, groups, k: int = 10) -> float:
     """Share of each sample's k nearest neighbours (cosine, in z, itself left out) that fall in
     its own group (e.g. its colour cluster or its class)."""
@@ -122,28 +178,15 @@ def chance_agreement(groups) -> float:
     return float(class_shares(groups, int(groups.max()) + 1).pow(2).sum())
 
 
-def query_note(name: str, cfg) -> str:
-    """Whether the checkpoint cfg (trained on cfg.dataset) saw the queries, validation images of
-    `name`: the validation split is a fixed seed-0 prefix of one permutation
-    (nattools.data.carve), so a run that held out a fraction >= 0.1 held out every query here."""
-    if name != cfg.dataset:
-        return f"the checkpoint was trained on {cfg.dataset}:\n  every image here is new to it"
-    if cfg.val_fraction >= 0.1:
-        return "the queries are images its training run held out"
-    return ("its training run used every image, the queries included, but never a label:\n"
-            "  the labels below only judge the neighbours")
-
-
 # ---------------------------------------------------------------------------
 # What the chapter shows
 # ---------------------------------------------------------------------------
 @dataclass
 class Gallery:
-    """Queries, the memory they are searched in, and each space's neighbours."""
-    queries: torch.Tensor            # (q,3,H,W) in [0,1]
-    query_labels: torch.Tensor       # (q,)
-    memory: torch.Tensor             # (N,3,H,W)
-    memory_labels: torch.Tensor      # (N,)
+    """Queries, the memory they are searched in (chapter.Samples: images opened when shown, labels),
+    and each space's neighbours."""
+    queries: object
+    memory: object
     classes: list
     found: dict                      # space name -> (q,k) indices into memory, best first
 
@@ -155,7 +198,7 @@ def precision_figure(curves: dict, chance: float):
         fig.add_trace(go.Scatter(x=list(range(1, len(p) + 1)), y=p.tolist(), name=name,
                                  mode="lines", line=dict(color=PALETTE[c % len(PALETTE)], width=2.5)))
     fig.add_hline(y=chance, line=dict(color="grey", dash="dot"), annotation_text="chance")
-    fig.update_layout(title="Share of the m nearest training images that share the query's class",
+    fig.update_layout(title="Same-class share of the m nearest training images",
                       xaxis_title="m (neighbours)", yaxis_title="share in the query's class",
                       yaxis_rangemode="tozero", height=420)
     return fig
@@ -168,85 +211,60 @@ def class_figure(per_class: dict, classes, chance_per_class, k: int):
         fig.add_trace(go.Bar(x=list(classes), y=p.tolist(), name=name, marker_color=PALETTE[c % len(PALETTE)]))
     fig.add_trace(go.Scatter(x=list(classes), y=chance_per_class.tolist(), mode="markers", name="chance",
                              marker=dict(symbol="line-ew-open", size=40, color="grey", line_width=2)))
-    fig.update_layout(title=f"Share of the {k} nearest neighbours in the query's class, by class of the query",
+    fig.update_layout(title=f"Same-class share of the {k} nearest, by the query's class",
                       yaxis_title="share in the query's class", barmode="group", height=420,
                       legend=dict(orientation="h", y=-0.15))
     return fig
 
 
-def _tile(img, caption: str, border: str) -> str:
-    src = data_uri(png(img, scale=1))
-    return (f"<td style='text-align:center;padding:2px;font-size:11px'>"
-            f"<img src='{src}' width='64' height='64' style='image-rendering:pixelated;"
-            f"border:3px solid {border};display:block;margin:auto'>{caption}</td>")
-
-
-def neighbour_html(gallery: Gallery, i: int, show: int = 8) -> str:
-    """One query against every space: a table row per space with the query (blue
-    frame) and its `show` nearest training images, best first; a neighbour of the
-    query's class has a green frame and a check mark, any other a grey frame."""
-    g, y = gallery, int(gallery.query_labels[i])
-    rows = []
-    for name, idx in g.found.items():
-        near = idx[i, :show].tolist()
-        hits = sum(int(g.memory_labels[j]) == y for j in near)
-        cells = [f"<td style='padding:2px 8px;font-size:12px;width:130px'><b>{html.escape(name)}</b><br>"
-                 f"{hits} of {len(near)} in the class</td>",
-                 _tile(g.queries[i], f"query: {html.escape(g.classes[y])}", "#1f77b4")]
-        for j in near:
-            ok = int(g.memory_labels[j]) == y
-            label = html.escape(g.classes[int(g.memory_labels[j])])
-            cells.append(_tile(g.memory[j], ("&#10003; " if ok else "") + label, "#2ca02c" if ok else "#ccc"))
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return "<table style='border-collapse:collapse'>" + "".join(rows) + "</table>"
-
-
-def neighbours_app(gallery: Gallery, start: int = 0, show: int = 8):
-    """An ipywidgets app: pick a query (slider) and see its nearest training images
-    in every space. Needs a kernel to react; the static page shows its initial state."""
-    import ipywidgets as W
-    slider = W.IntSlider(value=start, min=0, max=len(gallery.queries) - 1, description="query",
-                         continuous_update=False)
-    table = W.HTML()
-
-    def draw(_=None):
-        table.value = neighbour_html(gallery, slider.value, show)
-
-    slider.observe(draw, names="value")
-    draw()
-    return W.VBox([slider, table])
-
-
 GREEN, GREY, BLUE = (0.17, 0.63, 0.17), (0.8, 0.8, 0.8), (0.12, 0.47, 0.71)
 
 
+def _rows(g: Gallery, i: int, show: int, tile: int):
+    """Query i against every space: one PNG with a row per space, the query (blue frame) then its `show`
+    nearest memory images (green frame: the query's class, grey: another) -> (png, [row labels])."""
+    y, tiles, text = int(g.queries.labels[i]), [], []
+    for name, idx in g.found.items():
+        near = idx[i, :show].tolist()
+        tiles.append(framed(g.queries[i], BLUE, 3))
+        tiles += [framed(g.memory[j], GREEN if int(g.memory.labels[j]) == y else GREY, 3) for j in near]
+        text.append(f"{name}: {sum(int(g.memory.labels[j]) == y for j in near)} of {len(near)}")
+    return png_sheet(torch.stack(tiles), cols=show + 1, tile=tile, gap=4), text
+
+
+def neighbours_app(gallery: Gallery, start: int = 0, show: int = 8, tile: int = 56):
+    """An ipywidgets app: pick a query (slider) and see its nearest memory images in every space.
+    Needs a kernel to react; the static page shows its initial state."""
+    import ipywidgets as W
+    slider = W.IntSlider(value=start, min=0, max=len(gallery.queries) - 1, description="query",
+                         continuous_update=False)
+    info, sheet = W.HTML(), W.Image(format="png")
+
+    def draw(_=None):
+        sheet.value, text = _rows(gallery, slider.value, show, tile)
+        info.value = f"<b>{gallery.classes[int(gallery.queries.labels[slider.value])]}</b>; " + "; ".join(text)
+
+    slider.observe(draw, names="value")
+    draw()
+    return W.VBox([slider, info, sheet])
+
+
 def neighbours_slider(gallery: Gallery, queries=range(20), show: int = 8, tile: int = 56):
-    """The static page's version of `neighbours_app`: a plotly slider over queries; at each, one row per
-    space, the query (blue frame) then its `show` nearest training images (green frame: the
-    query's class, grey: another), the space and its hits named on the left."""
-    g, names = gallery, list(gallery.found)
-    sheets, ticks, labels = [], [], []
-    for i in queries:
-        y, tiles, text = int(g.query_labels[i]), [], []
-        for name in names:
-            near = g.found[name][i, :show].tolist()
-            hits = sum(int(g.memory_labels[j]) == y for j in near)
-            tiles.append(framed(g.queries[i], BLUE, 3))
-            tiles += [framed(g.memory[j], GREEN if int(g.memory_labels[j]) == y else GREY, 3) for j in near]
-            text.append(f"{name}: {hits} of {len(near)}")
-        sheets.append(png_sheet(torch.stack(tiles), cols=show + 1, tile=tile, gap=4))
-        ticks.append(text)
-        labels.append(f"query {i}: {g.classes[y]}")
+    """The static page's version of `neighbours_app`: a plotly slider over queries, the rows of `_rows`
+    at each, the space and its hits named on the left."""
+    g, n = gallery, len(gallery.found)
+    pictures = [_rows(g, i, show, tile) for i in queries]
+    labels = [f"query {i}: {g.classes[int(g.queries.labels[i])]}" for i in queries]
     fig = go.Figure()
-    for k, sheet in enumerate(sheets):
+    for k, (sheet, _) in enumerate(pictures):
         fig.add_trace(go.Image(source=data_uri(sheet), visible=k == 0, hoverinfo="skip"))
-    steps = [dict(method="update", label=str(i), args=[{"visible": [j == k for j in range(len(sheets))]},
-                                                       {"title.text": labels[k], "yaxis.ticktext": ticks[k]}])
+    steps = [dict(method="update", label=str(i), args=[{"visible": [j == k for j in range(len(pictures))]},
+                                                       {"title.text": labels[k], "yaxis.ticktext": pictures[k][1]}])
              for k, i in enumerate(queries)]
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(tickvals=[r * (tile + 4) + tile / 2 for r in range(len(names))], ticktext=ticks[0],
+    fig.update_yaxes(tickvals=[r * (tile + 4) + tile / 2 for r in range(n)], ticktext=pictures[0][1],
                      showgrid=False, zeroline=False, ticks="")
     fig.update_layout(title=dict(text=labels[0], font_size=14, x=0.01),
                       sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="query "), pad=dict(t=20))],
-                      height=170 + (tile + 4) * len(names) * 1.05, margin=dict(l=5, r=5, t=50, b=10))
+                      height=170 + (tile + 4) * n * 1.05, margin=dict(l=5, r=5, t=50, b=10))
     return fig

@@ -246,3 +246,4 @@ def markdown(text: str):
     """Markdown for the page (the book renders it as MyST: tables, admonitions, maths)."""
     from IPython.display import Markdown
     return Markdown(text)
+

@@ -17,8 +17,6 @@ def test_pairwise_cosines_of_antipodal_identical_and_orthogonal_points():
     assert torch.allclose(coverage.pairwise_cosines(v.repeat(4, 1)), torch.ones(6))
     cos = coverage.pairwise_cosines(3 * torch.eye(4))              # rows are normalised first
     assert cos.shape == (6,) and torch.allclose(cos, torch.zeros(6))
-    same = coverage.same_class_pairs(torch.tensor([0, 0, 1, 1]))   # pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
-    assert same.tolist() == [True, False, False, False, False, True]
 
 
 def test_cosine_density_puts_the_mass_where_the_cosines_are():
@@ -145,14 +143,6 @@ def test_run_table_and_embedding_with_batch_statistics(tiny_cfg):
     assert torch.allclose(embed(model, x, batch=32, batch_stats=True), z_batch, atol=1e-5)
 
 
-def test_text_table_aligns_columns():
-    text = coverage.text_table({"a": ["1.0", "22"], "longer label": ["3", "4"]}, ["runs", "x", "wide column"])
-    lines = text.split("\n")
-    assert lines[0].split() == ["runs", "x", "wide", "column"] and len({len(line) for line in lines}) == 1
-    assert lines[2].startswith("longer label") and lines[2].endswith(" 4") and lines[1].rstrip().endswith("22")
-    assert coverage.text_table({}, ["only a header", "x"]) == "only a header  x"
-
-
 def test_three_d_figures_show_what_they_say():
     z = sample_sphere(60, 3, seed=0)
     labels = torch.arange(60) % 3
@@ -186,27 +176,35 @@ def test_sampled_rows_are_the_images_the_trainer_indexes_when_it_used_limit(tiny
     assert not torch.allclose(prefix, x)                                   # what the old code assumed
 
 
-def test_measure_reports_and_fit_of_a_small_run(tiny_cfg):
+def test_measure_reports_and_fit_of_a_small_run(tiny_cfg, tmp_path, monkeypatch):
     import nattools
     cfg = tiny_cfg(epochs=1, limit=96)
     nattools.train(cfg)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "results").mkdir(parents=True)
+    monkeypatch.setenv("NATTOOLS_STORE", "1")
     r = coverage.measure(cfg.checkpoint_path, "digits", 40)
     assert r["cfg"].dataset == "digits" and r["stored"]["n"] == 96 and r["classes"] == [str(i) for i in range(10)]
     assert r["x"].shape == (40, 3, 32, 32) and torch.equal(r["own"], r["stored"]["table"][r["idx"]])
+    x = r["x"].images()
+    assert torch.allclose(r["z"], embed(r["model"], x), atol=2e-3)          # stored in float16, renormalised
     for key in ("z", "views", "z_random"):
         assert r[key].shape == (40, 16) and torch.allclose(r[key].norm(dim=1), torch.ones(40), atol=1e-5)
     assert not torch.allclose(r["z"], r["views"]) and not torch.allclose(r["z"], r["z_random"])
+    assert r["crop_cos"].shape == r["random_crop_cos"].shape == (40,) and r["crop_cos"].max() <= 1 + 1e-5
+    assert r["batch_uniformity"] == pytest.approx(uniformity(embed(r["model"], x, batch_stats=True)))
     assert torch.allclose(r["targets"][r["own"]], TargetStore(96, 16, seed=cfg.seed)[r["own"]])
-    text, (d, cosines) = coverage.spread_report("d = 16", r)
-    assert d == 16 and text.startswith("| d = 16, n = 40 |") and "uniform (exact)" in text and "closed by training" in text
-    assert list(cosines) == ["targets held", "NAT, crops", "NAT, whole images", "random init"]
-    assert all(len(c) == 40 * 39 // 2 for c in cosines.values())
+    again = coverage.measure(cfg.checkpoint_path, "digits", 40)            # read back from the stored file
+    assert (tmp_path / "data/results/book/09_tiny.pt").is_file() and torch.equal(again["z"], r["z"])
+    stats, (d, cosines) = coverage.spread(r)
+    assert d == 16 and list(stats) == ["targets held", "NAT, crops", "NAT, whole images", "random init",
+                                       "uniform (exact)"]
+    assert all(len(c) == 40 * 39 // 2 for c in cosines.values()) and stats["uniform (exact)"]["effective_dim"] == 16
     rows, (d, fits) = coverage.target_fit(r)
-    assert rows["k = n (training images)"] == "96" and rows["every target held once"] == "True"
+    assert rows["targets k"] == 96 and rows["every target held once"] is True
+    assert rows["cos between two crops of an image"] == pytest.approx(float(r["crop_cos"].mean()))
     assert len(fits) == 3 and all(len(v) == 40 for v in fits.values())
     assert (fits["nearest of all k targets"] >= fits["own target, stored table (new crop)"] - 1e-6).all()
-    merged = coverage.merge_columns({"a": rows, "b": rows})
-    assert list(merged) == list(rows) and merged["k = n (training images)"] == ["96", "96"]
 
 
 def test_class_separation():

@@ -133,12 +133,12 @@ def test_top_patches_find_planted_dots_in_order():
     maxima = FL.layer_maxima(_dot_detector(), x, batch_size=4)
     assert [m.name for m in maxima] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     lm = maxima[0]
-    assert lm.value.shape == (10, 4)
+    assert lm.value.shape == lm.image.shape == (10, 4)                # top 16 of 10 images: all, strongest first
     crops, idx, values = FL.top_patches(x, lm, channel=0, k=3)
     assert idx.tolist() == [7, 3, 1]
     assert (values[:-1] > values[1:]).all() and values[-1] > 0
     # Sobel x of a dot at column c peaks one pixel to its right; the crop is the 7x7 field around it
-    assert (int(lm.row[7, 0]), int(lm.col[7, 0])) == (5, 21)
+    assert (int(lm.row[0, 0]), int(lm.col[0, 0])) == (5, 21)
     assert torch.equal(crops[0], x[7, :, 2:9, 18:25]) and torch.equal(crops[1], x[3, :, 7:14, 10:17])
     assert crops.shape == (3, 3, 7, 7)
     assert torch.equal(crops[2][:, :4, :4], x[1, :, 28:32, 28:32])  # the part inside the image ...
@@ -147,11 +147,11 @@ def test_top_patches_find_planted_dots_in_order():
 
 def test_class_purity_and_its_chance_level():
     labels = torch.tensor([0, 1] * 10)                               # 20 images, 2 classes
-    value = torch.zeros(20, 2)
-    value[labels == 1, 0] = torch.arange(1.0, 11.0)                 # channel 0: top images all of class 1
-    value[:, 1] = torch.arange(20.0)                                 # channel 1: alternating classes
-    lm = FL.LayerMaxima("conv1", value, torch.zeros(20, 2, dtype=torch.long),
-                        torch.zeros(20, 2, dtype=torch.long), FL.ReceptiveField(7, 1, 0.0))
+    image = torch.stack([torch.arange(19, 0, -2), torch.arange(19, 9, -1)], 1)  # (10, 2) top rows
+    # channel 0: its top images are all of class 1; channel 1: alternating classes
+    zeros = torch.zeros(10, 2, dtype=torch.long)
+    lm = FL.LayerMaxima("conv1", image, -torch.arange(10.0)[:, None].repeat(1, 2), zeros, zeros,
+                        FL.ReceptiveField(7, 1, 0.0))
     assert FL.class_purity(lm, labels, k=4).tolist() == [1.0, 0.5]
     # two equally likely classes, k = 2: the pair agrees with probability 9/19 (without replacement)
     assert abs(FL.chance_purity(labels, k=2, draws=4000) - (9 / 19 + 0.5 * 10 / 19)) < 0.02
@@ -168,8 +168,9 @@ def test_figures_and_app_build_and_the_app_reacts():
     assert len(FL.stats_figure({"a": (torch.rand(4), torch.rand(4))}).data) == 1
     x = torch.rand(12, 3, 32, 32)
     layers = {"net": FL.layer_maxima(model, x)}
-    fig = FL.patches_figure(x, layers, layer=1, channels={"net": [0, 2]}, k=4)
-    assert len(fig.data) == 1 and list(fig.layout.yaxis.ticktext) == ["net: channel 0", "net: channel 2"]
+    fig = FL.patches_slider(x, layers, torch.arange(12) % 3, per_network=2, k=4)
+    assert len(fig.data) == 5 and [t.visible for t in fig.data] == [False] * 4 + [True]   # conv5 first
+    assert len(fig.layout.yaxis.ticktext) == 2 and fig.layout.yaxis.ticktext[0].startswith("net, ch.")
     app = FL.patches_app(x, layers, layer=1, k=4, labels=torch.arange(12) % 3, classes=["a", "b", "c"])
     controls, info, sheet = app.children
     first = sheet.value
@@ -178,3 +179,24 @@ def test_figures_and_app_build_and_the_app_reacts():
     assert sheet.value != first and "channel 3" in info.value
     lay.value = 0
     assert "conv1" in info.value and chan.max == 3
+
+
+def test_channel_maxima_are_measured_once_and_read_back(tiny_cfg, tmp_path, monkeypatch):
+    """channel_maxima stores what it measured (NATTOOLS_STORE) and reads it back only for the same
+    networks and images: the random twin is measured with BatchNorm statistics of those images."""
+    from nattools.study import chapter
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "results").mkdir(parents=True)
+    monkeypatch.setenv("NATTOOLS_STORE", "1")
+    cfg = nattools.TrainConfig(width=4, d=8, seed=1)
+    sample = chapter.Sample("digits", 40)
+    models = {"random": ("random", cfg), "net": small_net(d=8, width=4)}
+    first, read = FL.channel_maxima(models, sample, top=5)
+    assert not read and (tmp_path / "data/results/book/07_filters.pt").is_file()
+    again, read = FL.channel_maxima(models, sample, top=5)
+    assert read and all(torch.equal(a.image, b.image) and torch.equal(a.value, b.value)
+                        for k in models for a, b in zip(first[k], again[k]))
+    live = FL.layer_maxima(evaluate.random_init(cfg, sample.images()), sample.images(), top=5)
+    assert all(torch.equal(a.image, b.image) and a.field == b.field for a, b in zip(first["random"], live))
+    _, read = FL.channel_maxima(models, sample, top=4)                  # another measurement: not the file's
+    assert not read

@@ -74,21 +74,67 @@ def test_random_init_is_seeded_with_batchnorm_statistics_of_the_images():
     assert not torch.equal(za, nb.embedding(random_init(dataclasses.replace(cfg, seed=4), x))(x))
 
 
-def test_html_and_app_mark_the_neighbours_of_the_query_class():
+def test_slider_and_app_mark_the_neighbours_of_the_query_class():
     pytest.importorskip("ipywidgets")
-    g = torch.Generator().manual_seed(0)
-    memory, queries = torch.rand(10, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
-    memory_labels, query_labels = torch.tensor([0, 1] * 5), torch.tensor([0, 1])
-    found = {"a": torch.tensor([[0, 2, 1], [1, 3, 0]]), "b": torch.tensor([[1, 3, 5], [0, 2, 4]])}
-    gallery = nb.Gallery(queries, query_labels, memory, memory_labels, ["even", "odd"], found)
-    page = nb.neighbour_html(gallery, 0, show=3)
-    assert page.count("<img") == 2 * (1 + 3) and page.count("&#10003;") == 2
-    assert "2 of 3 in the class" in page and "0 of 3 in the class" in page
+    from nattools.study import chapter
+    queries, memory = chapter.Sample("digits", 3, "val"), chapter.Sample("digits", 10)
+    found = {"a": torch.tensor([[0, 2, 1]] * 3), "b": torch.tensor([[1, 3, 5]] * 3)}
+    hits = [int((memory.labels[found["a"][0]] == queries.labels[i]).sum()) for i in range(3)]
+    gallery = nb.Gallery(queries, memory, queries.classes, found)
+    fig = nb.neighbours_slider(gallery, queries=range(3), show=3)
+    assert len(fig.data) == 3 and [t.visible for t in fig.data] == [True, False, False]
+    assert list(fig.layout.yaxis.ticktext)[0] == f"a: {hits[0]} of 3"
+    assert fig.layout.sliders[0].steps[2].args[1]["yaxis.ticktext"][0] == f"a: {hits[2]} of 3"
     app = nb.neighbours_app(gallery, start=0, show=3)
-    slider, table = app.children
-    first = table.value
+    slider, info, sheet = app.children
+    first = sheet.value
     slider.value = 1
-    assert table.value != first and table.value == nb.neighbour_html(gallery, 1, show=3)
+    assert f"a: {hits[1]} of 3" in info.value and (sheet.value != first or hits[0] == hits[1])
+    assert len(memory._decoded) <= 6                                    # only the images shown were opened
+
+
+def test_knn_vote_is_evaluate_s_knn_from_the_neighbours_found():
+    from nattools.evaluate import knn_predict
+    g = torch.Generator().manual_seed(1)
+    q, m, labels = torch.randn(50, 8, generator=g), torch.randn(300, 8, generator=g), torch.randint(0, 4, (300,))
+    _, idx = nb.search(q, m, k=20)
+    assert torch.equal(nb.knn_vote(idx, labels, 4), knn_predict(m, labels, q, k=20))
+
+
+def test_within_finds_what_a_search_in_the_smaller_memory_finds():
+    g = torch.Generator().manual_seed(2)
+    q, m = torch.randn(20, 6, generator=g), torch.randn(400, 6, generator=g)
+    keep = torch.rand(400, generator=g) < 0.5
+    _, idx = nb.search(q, m, k=60)
+    rows = keep.nonzero().squeeze(1)
+    _, small = nb.search(q, m[keep], k=5)
+    assert torch.equal(nb.within(idx, keep, 5), rows[small])
+    with pytest.raises(ValueError, match="fewer than 5"):
+        nb.within(idx[:, :3], keep, 5)
+
+
+def test_neighbours_are_searched_once_and_read_back(tmp_path, monkeypatch):
+    """neighbours() stores its search (NATTOOLS_STORE) and reads it back only for the same spaces
+    and images; a random-init space is measured with BatchNorm statistics of the memory."""
+    from nattools.models import small_net
+    from nattools.study import chapter
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "results").mkdir(parents=True)
+    monkeypatch.setenv("NATTOOLS_STORE", "1")
+    cfg = TrainConfig(width=4, d=8, seed=2)
+    queries, memory = chapter.Sample("digits", 6, "val"), chapter.Sample("digits", 30)
+    spaces = {"net": small_net(d=8, width=4), "random": ("random", cfg), "pixels": "sobel",
+              "features": ("features", ("random", cfg))}
+    found, read = nb.neighbours(spaces, queries, memory, k=4, name="x")
+    assert not read and all(v.shape == (6, 4) for v in found.values())
+    again, read = nb.neighbours(spaces, queries, memory, k=4, name="x")
+    assert read and all(torch.equal(found[s], again[s]) for s in spaces)
+    rnd = random_init(cfg, memory.images())
+    assert torch.equal(found["random"], nb.search(nb.embedding(rnd)(queries.images()),
+                                                  nb.embedding(rnd)(memory.images()), 4)[1])
+    assert nb.pooled_features(rnd)(queries.images()).shape == (6, rnd.head[2].in_features)  # what the head reads
+    _, read = nb.neighbours({**spaces, "pixels": "rgb"}, queries, memory, k=4, name="x")
+    assert not read
 
 
 def test_neighbour_agreement_and_its_chance_level():
@@ -99,10 +145,3 @@ def test_neighbour_agreement_and_its_chance_level():
     assert nb.neighbour_agreement(z, torch.tensor([0, 1, 0, 1, 0, 1]), k=2) < 0.5
     assert nb.chance_agreement(groups) == pytest.approx(0.5)            # (1/2)^2 + (1/2)^2
     assert nb.chance_agreement(torch.tensor([0, 0, 0, 2])) == pytest.approx(0.75 ** 2 + 0.25 ** 2)
-
-
-def test_query_note_says_whether_the_run_saw_the_queries():
-    cfg = TrainConfig(dataset="cifar10", val_fraction=0.1)
-    assert "held out" in nb.query_note("cifar10", cfg)
-    assert "never a label" in nb.query_note("cifar10", dataclasses.replace(cfg, val_fraction=0.0))
-    assert "new to it" in nb.query_note("digits", cfg)

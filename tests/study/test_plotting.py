@@ -67,3 +67,4 @@ def test_sphere_axes():
     fig = plotting.sphere_axes(go.Figure([plotting.sphere_surface()]), 300)
     assert fig.layout.height == 300 and fig.layout.scene.aspectmode == "cube"
     assert list(fig.layout.scene.xaxis.range) == [-1.1, 1.1]
+
