@@ -85,7 +85,7 @@ def table_gap(model, cfg: TrainConfig, stored: dict, count: int = 256) -> float:
     size (torchvision's CIFAR-10 against the JPEGs it trained on, in another order) score about 0."""
     x, _, idx, _ = D.sample(cfg.dataset, count, "train", seed=0, size=cfg.image_size,
                             val_fraction=cfg.val_fraction, limit=cfg.limit)
-    z, targets = embed(model, x, batch_stats=True), run_targets(cfg, stored["k"])
+    z, targets = embed(model, x, batch_stats=True), TargetStore(stored["k"], cfg.d, seed=cfg.seed)
     own, other = stored["table"][idx], stored["table"][idx.roll(1)]
     gap = (z * targets[own]).sum(1) - (z * targets[other]).sum(1)      # (count,) cos to own - to another's
     return float(gap.mean() / (gap.std() / len(gap) ** 0.5))
