@@ -7,6 +7,7 @@ chapter measures how close it gets to the exact optimum; chapters 5 and 9 use it
 network's embeddings.
 """
 import itertools
+import math
 import time
 
 import numpy as np
@@ -23,20 +24,7 @@ from .plotting import PALETTE
 def greedy_assignment(z: torch.Tensor, c: torch.Tensor) -> torch.LongTensor:
     """Greedy alternative: repeatedly take the best remaining (sample, target) pair.
     O(b m log(b m)); a baseline for the chapter on the assignment, not optimal."""
-    score = (z.float() @ c.float().T)
-    order = torch.argsort(score.reshape(-1), descending=True)
-    b, m = score.shape
-    perm = torch.full((b,), -1, dtype=torch.long)
-    taken = torch.zeros(m, dtype=torch.bool)
-    left = b
-    for flat in order.tolist():
-        i, j = divmod(flat, m)
-        if perm[i] < 0 and not taken[j]:
-            perm[i], taken[j] = j, True
-            left -= 1
-            if left == 0:
-                break
-    return perm
+    return greedy_rounding(z.float() @ c.float().T)
 
 
 def sinkhorn_assignment(z: torch.Tensor, c: torch.Tensor, eps: float = 0.05, iters: int = 100) -> torch.LongTensor:
@@ -44,11 +32,8 @@ def sinkhorn_assignment(z: torch.Tensor, c: torch.Tensor, eps: float = 0.05, ite
     with the Hungarian algorithm on the transport plan. Fast on GPUs, approximate."""
     if z.shape[0] != c.shape[0]:
         raise ValueError("sinkhorn_assignment is written for square problems (b == m)")
-    logk = (z.float() @ c.float().T) / eps
-    for _ in range(iters):  # alternate row and column normalisation in log space
-        logk = logk - torch.logsumexp(logk, dim=1, keepdim=True)
-        logk = logk - torch.logsumexp(logk, dim=0, keepdim=True)
-    _, cols = linear_sum_assignment(logk.cpu().numpy(), maximize=True)
+    log_plan = sinkhorn_log_plan(z.float() @ c.float().T, eps, iters)
+    _, cols = linear_sum_assignment(log_plan.cpu().numpy(), maximize=True)
     return torch.from_numpy(cols).long()
 
 
@@ -67,22 +52,27 @@ def sweep(assignment: Assignment, z: torch.Tensor, targets, order: torch.Tensor,
                if not full_batches or len(idx) == batch_size)
 
 
-def toy_assignment(n: int = 6, draws: int = 12, seed: int = 0):
-    """`draws` toy problems in the plane: n outputs and n targets on the unit circle.
-    For each: the Hungarian solution (nattools.assign.batch_assignment), the greedy one,
-    and the best of all n! permutations by brute force. Returns the problems and a figure
-    with a slider over the draws ("resample")."""
+def toy_problems(n: int = 6, draws: int = 12, seed: int = 0) -> list:
+    """`draws` toy problems in the plane: n outputs and n targets on the unit circle. For each: the
+    Hungarian solution (nattools.assign.batch_assignment), the greedy one, and the best of all n!
+    permutations by brute force, with their scores."""
     g = torch.Generator().manual_seed(seed)
+    perms = np.array(list(itertools.permutations(range(n))))          # (n!, n), every permutation
     problems = []
     for k in range(draws):
         z = F.normalize(torch.randn(n, 2, generator=g), dim=1)
         c = F.normalize(torch.randn(n, 2, generator=g), dim=1)
         hung = batch_assignment(z, c)
         greedy = greedy_assignment(z, c)
-        brute = max(itertools.permutations(range(n)), key=lambda p: _score(z, c, p))
+        brute = perms[(z @ c.T).numpy()[np.arange(n), perms].sum(1).argmax()]
         problems.append(dict(z=z, c=c, hungarian=hung, greedy=greedy, s_hungarian=_score(z, c, hung),
-                             s_greedy=_score(z, c, greedy), s_brute=_score(z, c, brute),
-                             s_identity=_score(z, c, range(n))))
+                             s_greedy=_score(z, c, greedy), s_brute=_score(z, c, brute)))
+    return problems
+
+
+def toy_assignment(n: int = 6, draws: int = 12, seed: int = 0):
+    """The toy problems of `toy_problems` and a figure with a slider over the draws ("resample")."""
+    problems = toy_problems(n, draws, seed)
     fig = go.Figure()
     t = np.linspace(0, 2 * np.pi, 200)
     fig.add_trace(go.Scatter(x=np.cos(t), y=np.sin(t), mode="lines", line=dict(color="#ddd"),
@@ -196,25 +186,36 @@ def batch_vs_full_figure(res: dict):
     return fig
 
 
+def sinkhorn_log_plan(scores: torch.Tensor, eps: float = 0.05, iters: int = 100) -> torch.Tensor:
+    """log of the entropic transport plan of scores (b, K) by Sinkhorn-Knopp in log space: every row
+    (sample) carries mass 1 and every column (target, or cluster) b / K: an equipartition. With b == K the
+    plan is doubly stochastic (chapter 3); SwAV runs 3 iterations of this on each batch (chapter 13)."""
+    b, k = scores.shape
+    log_plan = scores.float() / eps
+    for _ in range(iters):  # alternate column and row normalisation
+        log_plan = log_plan - torch.logsumexp(log_plan, dim=0, keepdim=True) + math.log(b / k)
+        log_plan = log_plan - torch.logsumexp(log_plan, dim=1, keepdim=True)
+    return log_plan
+
+
 def sinkhorn_plan(z: torch.Tensor, c: torch.Tensor, eps: float = 0.05, iters: int = 100) -> torch.Tensor:
-    """The entropic transport plan of sinkhorn_assignment before its rounding:
-    (b, b), rows and columns summing to 1 (a doubly stochastic matrix)."""
-    logk = (z.float() @ c.float().T) / eps
-    for _ in range(iters):
-        logk = logk - torch.logsumexp(logk, dim=1, keepdim=True)
-        logk = logk - torch.logsumexp(logk, dim=0, keepdim=True)
-    return logk.exp()
+    """The transport plan of sinkhorn_assignment before its rounding: (b, b), rows and columns
+    summing to 1 (a doubly stochastic matrix)."""
+    return sinkhorn_log_plan(z.float() @ c.float().T, eps, iters).exp()
 
 
-def greedy_rounding(plan: torch.Tensor) -> torch.Tensor:
-    """A permutation from a plan: take its largest entry, strike out its row and column, repeat."""
+def greedy_rounding(plan: torch.Tensor) -> torch.LongTensor:
+    """A one-to-one assignment from a (b, m) matrix of scores or a plan, m >= b: take its largest
+    entry, strike out its row and column, repeat (one sort, then a walk down it in plain Python)."""
     b, m = plan.shape
-    perm, taken = torch.full((b,), -1, dtype=torch.long), torch.zeros(m, dtype=torch.bool)
-    for flat in torch.argsort(plan.reshape(-1), descending=True).tolist():
+    perm, taken, left = [-1] * b, [False] * m, b
+    for flat in np.argsort(-plan.detach().float().numpy(), axis=None, kind="stable").tolist():
         i, j = divmod(flat, m)
         if perm[i] < 0 and not taken[j]:
-            perm[i], taken[j] = j, True
-    return perm
+            perm[i], taken[j], left = j, True, left - 1
+            if left == 0:
+                break
+    return torch.tensor(perm)
 
 
 def compare_solvers(sizes=(64, 256, 512), d: int = 64, seed: int = 0, eps: float = 0.05):
@@ -253,6 +254,20 @@ def compare_solvers(sizes=(64, 256, 512), d: int = 64, seed: int = 0, eps: float
     return rows
 
 
+def solver_quality(z: torch.Tensor, c: torch.Tensor, repeats: int = 3, seed: int = 0) -> dict:
+    """One b x b problem: the exact solve's best-of-`repeats` time, and greedy's share of the optimal gain
+    over a random permutation."""
+    s_rand = _score(z, c, torch.randperm(len(z), generator=torch.Generator().manual_seed(seed)))
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        perm = batch_assignment(z, c)
+        seconds.append(time.perf_counter() - t0)
+    s_opt = _score(z, c, perm)
+    return {"exact_seconds": min(seconds),
+            "greedy_quality": (_score(z, c, greedy_assignment(z, c)) - s_rand) / (s_opt - s_rand)}
+
+
 def solvers_figure(rows):
     fig = make_subplots(rows=1, cols=2, subplot_titles=("share of the optimal gain", "seconds (log)"))
     for k, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
@@ -269,3 +284,16 @@ def solvers_figure(rows):
     return fig
 
 
+
+
+def cluster_sizes_figure(sizes: dict, share: float):
+    """{how: images per cluster (K,)} -> bars of the cluster sizes, largest first, with the equal share."""
+    fig = go.Figure()
+    for k, (how, s) in enumerate(sizes.items()):
+        s = torch.sort(torch.as_tensor(s), descending=True).values
+        fig.add_trace(go.Bar(x=list(range(1, len(s) + 1)), y=s.tolist(), name=how, marker_color=PALETTE[k]))
+    fig.add_hline(y=share, line=dict(color="grey", dash="dot"), annotation_text="equal share")
+    fig.update_layout(barmode="group", height=380, title="Images per prototype, largest first",
+                      xaxis_title="prototype (by size)", yaxis_title="images",
+                      legend=dict(orientation="h", y=-0.25))
+    return fig

@@ -78,24 +78,6 @@ def frontend_slider(x, labels, classes, count: int = 24, tile: int = 128):
                         tile=tile)
 
 
-def colour_summary(rows: dict, chance: float) -> str:
-    """Markdown: the colour measurements of the RGB and Sobel runs ({input: {"at init": (r2, share),
-    "trained": (r2, share)}}) as a table, and what they say, in words chosen from the numbers."""
-    from .plotting import md_table
-    table = md_table(["input", "when", "colour R²", "neighbours in own colour cluster"],
-                     [[inp, when, f"{r2:.1%}", f"{share:.1%}"] for inp, r in rows.items() for when, (r2, share) in r.items()])
-    rgb, sob = rows["rgb"], rows["sobel"]
-    move = lambda a, b: "rises" if b > a + 0.005 else "falls" if b < a - 0.005 else "stays"  # noqa: E731
-    text = (f"With RGB input, mean colour explains {rgb['at init'][0]:.0%} of the outputs' variance at "
-            f"initialisation; with training that linear dependence {move(*[rgb[w][0] for w in rgb])} "
-            f"(to {rgb['trained'][0]:.0%}), while the share of neighbours in the same colour cluster "
-            f"{move(*[rgb[w][1] for w in rgb])} (to {rgb['trained'][1]:.0%}; chance {chance:.0%}). "
-            f"With the Sobel front end, colour explains {sob['trained'][0]:.0%} after training and the "
-            f"colour neighbours sit at {sob['trained'][1]:.0%}, "
-            f"{'close to' if sob['trained'][1] < chance + 0.05 else 'above'} chance.")
-    return table + "\n\n" + text
-
-
 def mean_colour(x) -> torch.Tensor:
     """(n,3,H,W) -> (n,3) average RGB per image."""
     return x.float().mean((2, 3))

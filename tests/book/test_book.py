@@ -105,7 +105,7 @@ def test_every_chapter_can_install_the_library_where_it_is_missing():
 def test_results_chapters_end_with_what_we_found():
     """A results chapter's conclusions: a box computed from the results files, or written in the chapter."""
     for name in chapter_notebooks():
-        if name[:2] in ("05", "07", "08", "09", "10", "11", "12", "13"):
+        if name[:2] in ("05", "07", "08", "09", "10", "11", "12", "14"):
             nb = json.loads((BOOK / f"{name}.ipynb").read_text())
             code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
             text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
@@ -353,7 +353,7 @@ def test_outputs_fit_the_page_and_show_no_home_folder(book_html, name):
     assert not HOME.search(html), f"{name}: a home-folder path is in the page: {HOME.search(html).group(0)}"
 
 
-@pytest.mark.parametrize("name", [f for f in toc_files() if f[:2] in ("05", "07", "08", "09", "10", "11", "12", "13")])
+@pytest.mark.parametrize("name", [f for f in toc_files() if f[:2] in ("05", "07", "08", "09", "10", "11", "12", "14")])
 def test_results_pages_say_what_we_found(book_html, name):
     html = (book_html / f"{name}.html").read_text()
     box = r'<div class="[^"]*\badmonition\b[^"]*">\s*<p class="admonition-title">What we found</p>'
