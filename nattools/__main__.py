@@ -101,7 +101,7 @@ def run(args, argv) -> int:
         out = checked_out(args.out)
         figures = transfer_command(args)
         figures["command"] = command
-        print(f"{'finetuned' if args.cmd == 'finetune' else 'frozen'} {'random init of ' * bool(getattr(args, 'random_init', False) or getattr(args, 'baseline', None))}"
+        print(f"{'finetuned' if args.cmd == 'finetune' else 'frozen'} {'random init of ' * bool(figures.get('random_init') or figures.get('baseline'))}"
               f"{args.checkpoint} on {figures['n_labelled']:,} labelled {figures['protocol']['dataset']} images, scored "
               f"on {figures['n_val']:,} validation images:")
         for key in ("accuracy", "knn20_embed", "linear_features_2x2"):

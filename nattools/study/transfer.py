@@ -5,7 +5,6 @@ class, seed SEED; N = all: every label), frozen_START_lN_s0 (frozen probes from 
 SOURCE_to_TARGET for frozen transfer between data sets (every label of the target's training split,
 or _lN: N per class), and snap_* for the snapshots of a run."""
 import contextlib
-import dataclasses
 import json
 import statistics
 import sys
@@ -119,6 +118,7 @@ def live(path, dataset: str, labels_per_class: int, steps: int, **stand_in) -> d
     carved validation split it never sees."""
     net, cfg = transfer.start(path)
     why = not_at_hand(cfg, run_table(path)["n"], dataset)
+    start = path
     with tempfile.TemporaryDirectory() as out:
         if why:
             print(f"{Path(path).name} {why}:\n  a stand-in trains now on {dataset} (the same network and recipe)")
@@ -126,12 +126,12 @@ def live(path, dataset: str, labels_per_class: int, steps: int, **stand_in) -> d
                                           "eval_knn": False, "resume": False, **stand_in, "out": out})
             with contextlib.redirect_stdout(EpochLines(sys.stdout)):
                 train(cfg, command="nattools.study.transfer.live stand-in", progress=False)
-            net, cfg = transfer.start(cfg.checkpoint_path)
+            start = cfg.checkpoint_path
+            net, cfg = transfer.start(start)
         fcfg = transfer.FinetuneConfig(dataset=dataset, labels_per_class=labels_per_class, min_steps=steps,
                                        max_steps=steps, val_fraction=cfg.val_fraction)
         device = pick_device("auto")
         scores = {"NAT": transfer.finetune(net, cfg, fcfg, device),
-                  "random init": transfer.finetune(transfer.start(cfg.checkpoint_path if why else path, True)[0],
-                                                   cfg, dataclasses.replace(fcfg), device)}
+                  "random init": transfer.finetune(transfer.start(start, random=True)[0], cfg, fcfg, device)}
     return {**{k: 100 * r["accuracy"] for k, r in scores.items()}, "stand_in": why,
             "n_labelled": scores["NAT"]["n_labelled"], "n_val": scores["NAT"]["n_val"]}
