@@ -53,19 +53,35 @@ def random_init(cfg, data, batches: int = 20, device: str = "cpu"):
 
 
 @torch.no_grad()
-def extract(model, dataset, pool: int = 2, batch_size: int = 256, workers: int = 0,
-            device: str = "cpu", progress: bool = False):
-    """Frozen features of a dataset of (x, label, index), in one pass -> embeddings (N, d) (model.embed),
-    features (N, C*pool*pool) (the last conv map average-pooled to pool x pool), labels (N,)."""
+def frozen(model, data, read, batch_size: int = 256, workers: int = 0, device: str = "cpu", progress: bool = False):
+    """The one loop over frozen features, that every probe of the project reads through: read(model, x) ->
+    [tensor (b, ...)] for each batch of data, a dataset of (x, label, index) or a tensor (N,3,H,W) of images
+    -> ([tensor (N, ...)] one per output of read, labels (N,) or None for a tensor)."""
     model.eval().to(device)
-    embs, feats, labels = [], [], []
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    for x, y, _ in tqdm(loader, desc="extracting features", disable=not progress, leave=False):
-        f = model.features(x.to(device))                                   # (b, C, h, w)
-        embs.append(F.normalize(model.head(f), dim=1).float().cpu())      # = model.embed(x)
-        feats.append(F.adaptive_avg_pool2d(f, pool).flatten(1).float().cpu())
-        labels.append(torch.as_tensor(y))
-    return torch.cat(embs), torch.cat(feats), torch.cat(labels)
+    batches = ((x, None, None) for x in data.split(batch_size)) if torch.is_tensor(data) else \
+        DataLoader(data, batch_size=batch_size, num_workers=workers)
+    outs, labels = None, []
+    for x, y, _ in tqdm(batches, desc="extracting features", disable=not progress, leave=False):
+        got = [t.float().cpu() for t in read(model, x.to(device))]
+        outs = outs or [[] for _ in got]
+        for out, t in zip(outs, got):
+            out.append(t)
+        labels += [torch.as_tensor(y)] if y is not None else []
+    return [torch.cat(out) for out in outs], torch.cat(labels) if labels else None
+
+
+def embed_and_pool(model, x: torch.Tensor, pool: int = 2) -> tuple:
+    """x (b,3,H,W) -> (model.embed(x) (b, d), the last conv map average-pooled to pool x pool (b, C*pool*pool))."""
+    f = model.features(x)                                               # (b, C, h, w)
+    return F.normalize(model.head(f), dim=1), F.adaptive_avg_pool2d(f, pool).flatten(1)
+
+
+def extract(model, dataset, pool: int = 2, **loop):
+    """Frozen features of a dataset of (x, label, index), in one pass -> embeddings (N, d) (model.embed),
+    features (N, C*pool*pool) (the last conv map average-pooled to pool x pool), labels (N,).
+    loop: frozen's batch_size, workers, device, progress."""
+    (embs, feats), labels = frozen(model, dataset, lambda m, x: embed_and_pool(m, x, pool), **loop)
+    return embs, feats, labels
 
 
 @torch.no_grad()
@@ -100,7 +116,7 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, chunk: int = 102
 
 
 def linear_predict(train_x, train_y, test_x, n_classes: int, epochs: int = 30, lr: float = 1e-3,
-                   batch_size: int = 256, seed: int = 0) -> torch.Tensor:
+                   batch_size: int = 256, seed: int = 0, weight_decay: float = 0.0) -> torch.Tensor:
     """Standardised features, one nn.Linear trained with Adam -> (M,) predicted labels."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
@@ -108,7 +124,7 @@ def linear_predict(train_x, train_y, test_x, n_classes: int, epochs: int = 30, l
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         clf = nn.Linear(train_x.shape[1], n_classes)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(epochs):
         for b in torch.randperm(len(train_x), generator=g).split(batch_size):
             loss = F.cross_entropy(clf(train_x[b]), train_y[b])

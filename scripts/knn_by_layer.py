@@ -15,28 +15,21 @@ import copy
 import json
 import sys
 
-import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from nattools import evaluate
 from nattools.checkpoint import load_checkpoint
 
 
-@torch.no_grad()
 def stages(model, dataset, batch_size: int = 512):
     """{stage: (N, D) tensor}, labels (N,) for a dataset of (x, label, index)."""
-    model.eval()
-    out, labels = {"features_1x1": [], "features_2x2": [], "hidden": [], "embed": []}, []
-    for x, y, _ in DataLoader(dataset, batch_size=batch_size):
-        f = model.features(x)                                        # (b, C, h, w)
-        out["features_1x1"].append(F.adaptive_avg_pool2d(f, 1).flatten(1))
-        out["features_2x2"].append(F.adaptive_avg_pool2d(f, 2).flatten(1))
-        h = model.head[:-1](f)                                       # everything but the last linear layer
-        out["hidden"].append(h)
-        out["embed"].append(F.normalize(model.head[-1](h), dim=1))  # = model.embed(x)
-        labels.append(torch.as_tensor(y))
-    return {k: torch.cat(v) for k, v in out.items()}, torch.cat(labels)
+    def read(m, x):
+        f = m.features(x)                                            # (b, C, h, w)
+        h = m.head[:-1](f)                                           # everything but the last linear layer
+        return F.adaptive_avg_pool2d(f, 1).flatten(1), F.adaptive_avg_pool2d(f, 2).flatten(1), h, \
+            F.normalize(m.head[-1](h), dim=1)                        # the last = model.embed(x)
+    outs, labels = evaluate.frozen(model, dataset, read, batch_size=batch_size)
+    return dict(zip(("features_1x1", "features_2x2", "hidden", "embed"), outs)), labels
 
 
 def knn_table(model, train, val) -> dict:

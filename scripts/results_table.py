@@ -4,9 +4,9 @@
     python scripts/results_table.py --book                            # the book's tables, in its words
 
 The first form reads each eval file (and the results file beside it, when there is one); the README's
-tables of runs are made with it. `--book` prints what the book's chapters 10-12 show, from the same
+tables of runs are made with it. `--book` prints the tables of the book's chapters 10 and 11, from the same
 code (nattools.study.findings): the recipe against its baselines, the sweep that chose it (each run
-named by what it changed), the ablations, and the published figures with their sources.
+named by what it changed) and the ablations.
 """
 import sys
 from pathlib import Path
@@ -25,10 +25,8 @@ def row(eval_path: Path) -> str:
 def book() -> str:
     rec, found = findings.recipe(), findings.ablations()
     parts = ["## The recipe against its baselines", findings.main_table(rec, findings.pixels(), findings.supervised()),
-             findings.seeds_sentence(rec), "## How the recipe was chosen", findings.sweep_table(findings.sweep())]
+             "## How the recipe was chosen", findings.sweep_table(findings.sweep())]
     parts += [f"## Ablation: {study}\n\n" + findings.study_table(rows) for study, rows in found.items()]
-    parts += ["## Published figures", findings.published_table(), "## Our setting and the paper's",
-              findings.deviations()]
     return "\n\n".join(parts)
 
 

@@ -3,10 +3,8 @@ similar number of values, so that early, narrow layers are not judged on a few n
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from ..evaluate import linear_probe
+from ..evaluate import frozen, linear_probe
 
 
 def conv_blocks(model, x: torch.Tensor) -> list:
@@ -20,25 +18,20 @@ def conv_blocks(model, x: torch.Tensor) -> list:
     return outs
 
 
-@torch.no_grad()
 def extract_layers(model, dataset, dims: int = 2048, batch_size: int = 256, device: str = "cpu",
                    progress: bool = False):
     """Frozen features of every conv block, each average-pooled to a p x p grid with
     C*p*p close to `dims` (so early, narrow layers are not judged on a few numbers;
     the usual per-layer protocol resizes each layer to a similar size)
     -> ([(N, C_l*p_l*p_l) per block], labels (N,), [p_l per block])."""
-    model.eval().to(device)
-    feats, labels, grids = None, [], None
-    loader = DataLoader(dataset, batch_size=batch_size)
-    for x, y, _ in tqdm(loader, desc="extracting layers", disable=not progress, leave=False):
-        blocks = conv_blocks(model, x.to(device))
-        if grids is None:
-            grids = [max(1, min(b.shape[-1], round((dims / b.shape[1]) ** 0.5))) for b in blocks]
-            feats = [[] for _ in blocks]
-        for f, b, p in zip(feats, blocks, grids):
-            f.append(F.adaptive_avg_pool2d(b, p).flatten(1).float().cpu())
-        labels.append(torch.as_tensor(y))
-    return [torch.cat(f) for f in feats], torch.cat(labels), grids
+    grids = []
+
+    def read(m, x):
+        blocks = conv_blocks(m, x)
+        grids[:] = grids or [max(1, min(b.shape[-1], round((dims / b.shape[1]) ** 0.5))) for b in blocks]
+        return [F.adaptive_avg_pool2d(b, p).flatten(1) for b, p in zip(blocks, grids)]
+    feats, labels = frozen(model, dataset, read, batch_size=batch_size, device=device, progress=progress)
+    return feats, labels, grids
 
 
 def probe_layers(model, train, val, dims: int = 2048, epochs: int = 30, device: str = "cpu") -> list:

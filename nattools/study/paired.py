@@ -20,11 +20,10 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from scipy.stats import binomtest
 
 from .. import data as D
-from ..evaluate import Pixels, knn_predict, linear_predict, random_init
+from ..evaluate import Pixels, embed_and_pool, frozen, knn_predict, linear_predict, random_init
 
 CACHE_VERSION = "1"
 
@@ -52,24 +51,13 @@ def p_text(p: float) -> str:
     return "p < 0.001" if p < 1e-3 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
 
 
-def verdict(test: dict, level: float = 0.01) -> str:
-    """'a better', 'b better' or 'no clear difference' at the given level."""
-    if test["p"] >= level:
-        return "no clear difference"
-    return "better" if test["diff"] > 0 else "worse"
-
-
 @torch.inference_mode()
 def features(model, images: torch.Tensor, pool: int = 2, batch: int = 500) -> tuple:
-    """(N,3,H,W) images -> (embeddings (N,d), features pooled to pool x pool (N, C*pool*pool)),
-    as nattools.evaluate.extract computes them (channels_last: the same numbers, faster on a CPU)."""
+    """(N,3,H,W) images -> (embeddings (N,d), features pooled to pool x pool (N, C*pool*pool)), by
+    nattools.evaluate's loop (channels_last: the same numbers, faster on a CPU)."""
     model = model.eval().to(memory_format=torch.channels_last)
-    embs, feats = [], []
-    for x in images.split(batch):
-        f = model.features(x.contiguous(memory_format=torch.channels_last))
-        embs.append(F.normalize(model.head(f), dim=1).float())
-        feats.append(F.adaptive_avg_pool2d(f, pool).flatten(1).float())
-    return torch.cat(embs), torch.cat(feats)
+    read = lambda m, x: embed_and_pool(m, x.contiguous(memory_format=torch.channels_last), pool)  # noqa: E731
+    return tuple(frozen(model, images, read, batch_size=batch)[0])
 
 
 class Split:

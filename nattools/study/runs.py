@@ -1,23 +1,21 @@
-"""What runs leave behind, read back and drawn: results files, evaluation files, curves, tables.
+"""What runs leave behind, read back and drawn: results files, evaluation files, curves, bars.
 
 `python -m nattools train` writes OUT/results/NAME.json (the command, the config,
 the commit, the wall time and one dict per epoch in `history`); `python -m nattools
 eval ... --out X.json` writes the kNN and linear-probe figures of a checkpoint. The
 book never types a figure from a long run: it loads these files with `load` and
-shows them with `table`, `html_table` and `curves`, so a retrained run updates
+draws them with `curves` and `accuracy_bars`, so a retrained run updates
 every page that uses it.
 """
 import dataclasses
-import html
 import json
 import shlex
-import textwrap
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..config import DEFAULTS, fields_with_role
+from ..config import DEFAULTS
 from ..data import PROJECT_DATA
 from .plotting import PALETTE
 
@@ -61,7 +59,7 @@ def linear_key(evaluation: dict):
 
 
 @dataclasses.dataclass
-class Run:
+class Record:
     """One run: its training results (None for an eval-only baseline) and its evaluation (None if
     not evaluated). `results` is the dict `nattools.train` returns and writes."""
     name: str
@@ -102,7 +100,7 @@ class Run:
         return (self.results or {}).get("wall_time_s")
 
 
-def load(results_path=None, eval_path=None, name: str = None) -> Run:
+def load(results_path=None, eval_path=None, name: str = None) -> Record:
     """A run from its results JSON and its eval JSON. The eval file defaults to NAME_eval.json
     beside the results file (used if it exists); pass only eval_path for an eval-only baseline."""
     if results_path is None and eval_path is None:
@@ -114,12 +112,12 @@ def load(results_path=None, eval_path=None, name: str = None) -> Run:
     evaluation = read_json(eval_path) if eval_path is not None else None
     if name is None:
         name = results["name"] if results else Path(eval_path).stem.removesuffix("_eval")
-    return Run(name, results, evaluation)
+    return Record(name, results, evaluation)
 
 
-def from_results(results: dict, evaluation: dict = None) -> Run:
+def from_results(results: dict, evaluation: dict = None) -> Record:
     """A run from the dict `nattools.train` returned (a live run)."""
-    return Run(results["name"], results, evaluation)
+    return Record(results["name"], results, evaluation)
 
 
 def solve_share(history: list) -> float:
@@ -144,60 +142,17 @@ def command_for(cfg, defaults: dict = None) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Tables
-# ---------------------------------------------------------------------------
-def table(runs) -> list:
-    """One row per run: name, command, kNN-20 and linear-probe accuracy, wall time
-    (None where a file does not hold the figure). A plain list of dicts: no pandas."""
-    rows = []
-    for run in runs:
-        probe = linear_key(run.evaluation or {})  # e.g. linear_features_2x2 -> "features 2x2"
-        rows.append({"name": run.name, "command": run.command, "knn20": run.knn, "linear": run.linear,
-                     "probe": probe.removeprefix("linear_").replace("_", " ") if probe else None,
-                     "epochs": len(run.history) or None, "wall_time_s": run.wall_time_s})
-    return rows
-
-
-def _cell(key, value) -> str:
-    if value is None:
-        return "–"
-    if key in ("knn20", "linear"):
-        return f"{value:.1%}"
-    if key.endswith("_margin"):
-        return f"{100 * value:+.1f} pts"
-    if key == "wall_time_s":
-        return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
-    if key == "command":
-        return f"<code>{html.escape(str(value))}</code>"
-    return html.escape(str(value))
-
-
-HEADERS = {"label": "", "name": "run", "command": "command", "knn20": "kNN-20", "linear": "linear probe",
-           "knn20_margin": "kNN-20 margin", "linear_margin": "linear margin",
-           "probe": "probe on", "epochs": "epochs", "wall_time_s": "wall time"}
-
-
-def html_table(rows, columns=None):
-    """rows (from `table`) as an HTML table the notebook shows and the built book keeps."""
-    from IPython.display import HTML
-    columns = columns or [c for c in HEADERS if any(r.get(c) is not None for r in rows)]
-    head = "".join(f"<th>{HEADERS.get(c, c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c, r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-
-
-# ---------------------------------------------------------------------------
 # Curves
 # ---------------------------------------------------------------------------
-def _as_run(name, run) -> Run:
-    return run if isinstance(run, Run) else from_results({"name": name, **run})
+def _as_run(name, run) -> Record:
+    return run if isinstance(run, Record) else from_results({"name": name, **run})
 
 
 def curves(runs: dict, step_loss: dict = None, metrics=("loss", "changed", "uniformity"), cols: int = 3,
            title: str = "Training curves", height_per_row: int = 300):
     """Per-epoch curves of several runs overlaid, one panel per metric (`cols` panels a row).
 
-    runs: {label: Run or results dict}. step_loss: {label: [loss of step 1, 2, ...]}, drawn
+    runs: {label: Record or results dict}. step_loss: {label: [loss of step 1, 2, ...]}, drawn
     thin in the loss panel at x = step / steps per epoch (the epoch's mean sits at x = epoch)."""
     runs = {label: _as_run(label, r) for label, r in runs.items()}
     cols = min(cols, len(metrics))
@@ -230,48 +185,8 @@ def curves(runs: dict, step_loss: dict = None, metrics=("loss", "changed", "unif
 
 
 # ---------------------------------------------------------------------------
-# Sets of runs: which files exist, how far apart two runs are, how noisy that is
+# How noisy an accuracy is
 # ---------------------------------------------------------------------------
-def load_set(paths: dict, root=None):
-    """{label: file} -> ({label: Run} for the files that exist, [files that do not]).
-
-    A file named *_eval.json is an eval-only run (a baseline, a snapshot); any other is a
-    results file, read with the NAME_eval.json beside it. A run whose eval file is missing
-    is kept (its curves exist) and its eval file listed as missing. Files are relative to
-    root (default: data_dir() / "results"). Chapters print the missing list, so a page
-    built before every run is made says which ones it is waiting for."""
-    root = Path(root) if root is not None else data_dir() / "results"
-    found, missing = {}, []
-    for label, name in paths.items():
-        path = root / name
-        if not path.is_file():
-            missing.append(str(name))
-            continue
-        if path.name.endswith("_eval.json"):
-            found[label] = load(eval_path=path)
-            continue
-        found[label] = load(path)
-        if found[label].evaluation is None:
-            missing.append(str(Path(name).with_name(path.stem + "_eval.json")))
-    return found, missing
-
-
-def missing_note(missing) -> str:
-    """One line for a chapter: which files a table or figure is still waiting for."""
-    if not missing:
-        return "all runs present"
-    return f"not made yet ({len(missing)} file{'s' * (len(missing) > 1)}, left out below): " + ", ".join(missing)
-
-
-def load_studies(studies: dict, root=None) -> tuple:
-    """{study: {label: file}} -> ({study: {label: Run}} (load_set of each), [the files not made
-    yet, each named once], [one line per study: how many of its runs were found])."""
-    found, missing, lines = {}, [], []
-    for key, files in studies.items():
-        found[key], gone = load_set(files, root)
-        missing += [f for f in gone if f not in missing]
-        lines.append(f"{key:>13}: {len(found[key])} of {len(files)} runs found")
-    return found, missing, lines
 
 
 def accuracy_se(p: float, n: int) -> float:
@@ -298,77 +213,12 @@ def noise_lines(n_val: int, accuracies=(0.3, 0.5, 0.7)) -> list:
         f"two standard errors of a difference {two_se_difference(p, n_val):.1f} points" for p in accuracies]
 
 
-def gap(a: Run, b: Run, metric: str = "linear"):
-    """a's accuracy minus b's in percentage points (metric "knn" or "linear"); None if either lacks it."""
-    x, y = (getattr(r, metric) if r is not None else None for r in (a, b))
-    return None if x is None or y is None else 100 * (x - y)
-
-
-def compare(a: Run, b: Run, what: str) -> str:
-    """One printed line per comparison: the kNN and linear gaps of a over b in points, each
-    marked beyond or within ±(two standard errors of a difference of two accuracies on the
-    validation images; unpaired, so a little generous to the noise)."""
-    if a is None or b is None or a.evaluation is None or b.evaluation is None:
-        return f"{what}: not available yet (a run or its evaluation is missing)"
-    n = min(a.evaluation.get("n_val", 0), b.evaluation.get("n_val", 0))
-    parts = []
-    for metric, label in (("knn", "kNN-20"), ("linear", "linear")):
-        g = gap(a, b, metric)
-        if g is None:
-            continue
-        if n:
-            two_se = 200 * (accuracy_se(getattr(a, metric), n) ** 2 + accuracy_se(getattr(b, metric), n) ** 2) ** 0.5
-            parts.append(f"{label} {g:+.1f} points ({'beyond' if abs(g) > two_se else 'within'} ±{two_se:.1f})")
-        else:
-            parts.append(f"{label} {g:+.1f} points")
-    return f"{what}: " + ", ".join(parts)
-
-
-def shared_config(runs) -> tuple:
-    """The config fields every run shares and, per run, the ones that differ (the fields whose
-    role is "run", such as name, out and workers, left out): a study's budget and its variable."""
-    bookkeeping = set(fields_with_role("run"))
-    configs = {r.name: {k: v for k, v in r.config.items() if k not in bookkeeping} for r in runs if r.config}
-    if not configs:
-        return {}, {}
-    keys = set.intersection(*(set(c) for c in configs.values()))
-    first = next(iter(configs.values()))
-    common = {k: first[k] for k in first if k in keys and all(c[k] == first[k] for c in configs.values())}
-    return common, {name: {k: v for k, v in c.items() if k not in common} for name, c in configs.items()}
-
-
-def budget_line(runs: dict, what: str, fields, width: int = 100):
-    """One wrapped line for a group of runs ({name: Run}): the settings `fields` they all share, in
-    that order, and their numbers of training images; None when they share nothing."""
-    common, _ = shared_config(runs.values())
-    if not common:
-        return None
-    sizes = sorted({run.results["n"] for run in runs.values()})
-    line = (f"{what} ({len(runs)} runs found): " + ", ".join(f"{k}={common[k]}" for k in fields if k in common)
-            + "; training images " + ", ".join(f"{n:,}" for n in sizes))
-    return textwrap.fill(line, width, subsequent_indent="    ")
-
-
-def labelled_rows(runs: dict, baseline: Run = None) -> list:
-    """`table` rows with each run's label first and, given a baseline, its margins over it
-    (in accuracy units; `html_table` shows them as signed points)."""
-    rows = []
-    for (label, run), row in zip(runs.items(), table(runs.values())):
-        row = {"label": label, **row}
-        if baseline is not None:
-            for key, metric in (("knn20", "knn"), ("linear", "linear")):
-                g = gap(run, baseline, metric)
-                row[f"{key}_margin"] = None if g is None else g / 100
-        rows.append(row)
-    return rows
-
-
 # ---------------------------------------------------------------------------
 # Accuracy figures
 # ---------------------------------------------------------------------------
 def accuracy_bars(runs: dict, title: str = "Accuracy on the validation split", chance: float = None,
                   height: int = 420):
-    """kNN-20 and linear-probe accuracy of each run (label -> Run) as grouped bars; runs
+    """kNN-20 and linear-probe accuracy of each run (label -> Record) as grouped bars; runs
     without an evaluation are left out. chance: a dotted line at that accuracy."""
     runs = {label: r for label, r in runs.items() if r.evaluation is not None}
     fig = go.Figure()
@@ -401,21 +251,6 @@ def accuracy_lines(series: dict, x_title: str, title: str, chance: float = None,
                       yaxis=dict(title="accuracy", tickformat=".0%"),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), margin=dict(t=90))
     return fig
-
-
-def show_study(found: dict, title: str, chance: float = None,
-               columns=("label", "knn20", "linear", "epochs", "wall_time_s", "command")):
-    """A study's runs ({label: Run}) on a page: a line per run with the config fields the runs do
-    not share, their table (displayed), and their bar chart (returned); None when none is made yet."""
-    from IPython.display import display
-    if not found:
-        print("no run of this study yet")
-        return None
-    _, diff = shared_config(found.values())
-    for label, run in found.items():
-        print(f"{label:>20}: {run.name}: " + ", ".join(f"{k} {v}" for k, v in diff.get(run.name, {}).items()))
-    display(html_table(labelled_rows(found), columns=list(columns)))
-    return accuracy_bars(found, title=title, chance=chance)
 
 
 def shell(command: str, width: int = 96, indent: str = "    ") -> str:

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from nattools import data as D
-from nattools.evaluate import Pixels, extract, knn_accuracy, linear_probe, uniformity
+from nattools.evaluate import Pixels, embed_and_pool, extract, frozen, knn_accuracy, linear_probe, uniformity
 from nattools.models import small_net
 from nattools.targets import sample_sphere
 
@@ -16,6 +16,8 @@ def test_extract_gives_embed_and_pooled_features_in_one_pass():
     assert z.shape == (len(ds), 16) and f.shape == (len(ds), 16 * 4) and len(y) == len(ds)
     assert torch.allclose(z[:5], model.embed(x), atol=1e-5)
     assert torch.allclose(f[:5], F.adaptive_avg_pool2d(model.features(x), 2).flatten(1), atol=1e-5)
+    (z5, f5), labels = frozen(model, x, lambda m, b: embed_and_pool(m, b, 2), batch_size=2)   # a tensor: no labels
+    assert labels is None and torch.allclose(z5, z[:5], atol=1e-5) and torch.allclose(f5, f[:5], atol=1e-5)
 
 
 def test_knn_and_linear_probe_on_separable_and_random_data():
