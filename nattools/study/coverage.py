@@ -7,10 +7,8 @@ is 1 / E cos^2. So the module gives the cosines, their exact law for uniform poi
 the statistics of the assignment: how close each embedding is to its own target, and
 which targets a batch assignment picks when there are more targets than images (k > n).
 """
-import contextlib
 import dataclasses
 import math
-import sys
 import tempfile
 from pathlib import Path
 
@@ -26,24 +24,23 @@ from ..checkpoint import load_checkpoint, read_state
 from ..config import TrainConfig, on_this_machine
 from ..evaluate import embed, random_init, uniformity
 from ..targets import TargetStore
-from ..train import train
 from .assignment import sweep
 from .chapter import Sample, stored
 from .neighbours import neighbour_agreement
 from .plotting import CLASS_COLOURS, PALETTE, sphere_axes, sphere_surface
-from .training import EpochLines
+from .training import stand_in
 
 
 # ---------------------------------------------------------------------------
 # Runs and their data
 # ---------------------------------------------------------------------------
-def load_run(path, dataset: str, **stand_in):
+def load_run(path, dataset: str, **stand_in_settings):
     """(model, cfg, its table: `run_table`) of a checkpoint, cfg with this machine's run settings
     (config.on_this_machine: the device is this machine's, never the checkpoint's 'cuda'). When the
     run's training images are not the ones at hand (`not_at_hand`: another data set, another number
     of images, or other files in another order), the checkpoint's table means nothing for the images
     we can load, so a stand-in is trained now on `dataset` with the same network and recipe and the
-    `stand_in` overrides (e.g. epochs=3); its network and table are used, `stored["stand_in"]` says
+    `stand_in_settings` (e.g. epochs=3); its network and table are used, `stored["stand_in"]` says
     why (None for the run itself), and a line says so above the figures."""
     model, cfg = load_checkpoint(path)
     stored = run_table(path)
@@ -53,14 +50,7 @@ def load_run(path, dataset: str, **stand_in):
     if why is None:
         return model, on_this_machine(cfg, out=""), {**stored, "stand_in": None}
     with tempfile.TemporaryDirectory() as out:
-        stand = on_this_machine(cfg, **{"name": f"{cfg.name}_stand_in", "dataset": dataset, "val_fraction": 0.0,
-                                        "workers": 0, "eval_knn": False, "resume": False, **stand_in, "out": out})
-        size = f"{stand.limit:,} images" if stand.limit else "every image here"
-        epochs = f"{stand.epochs} epoch" + "s" * (stand.epochs != 1)
-        print(f"{Path(path).name} {why}:\n  the figures below are a stand-in's, not this run's: its network and "
-              f"recipe\n  trained now on {dataset} ({size}, {epochs}, d = {stand.d})")
-        with contextlib.redirect_stdout(EpochLines(sys.stdout)):     # its epochs, not its temporary files
-            train(stand, command="nattools.study.coverage.load_run stand-in", progress=False)  # no stderr
+        stand = stand_in(Path(path).name, why, cfg, dataset, out, val_fraction=0.0, **stand_in_settings)
         model, _ = load_checkpoint(stand.checkpoint_path)
         stored = {**run_table(stand.checkpoint_path), "stand_in": why}
     return model, dataclasses.replace(stand, out=""), stored
@@ -107,7 +97,7 @@ def training_views(x, cfg: TrainConfig, seed: int = 0) -> torch.Tensor:
     return D.augment(x, cfg.image_size, cfg.crop_min, torch.Generator().manual_seed(seed))
 
 
-def measure(path, dataset: str, n: int, seed: int = 0, **stand_in) -> dict:
+def measure(path, dataset: str, n: int, seed: int = 0, **stand_in_settings) -> dict:
     """What chapter 9 measures of one run: its network, config and stored table (`load_run`: a
     stand-in's when its training images are not at hand), n of its own training images drawn with
     `seed` (a chapter.Sample `x`, its labels `y`, `idx` = rows of its table, `classes`), its k
@@ -117,7 +107,7 @@ def measure(path, dataset: str, n: int, seed: int = 0, **stand_in) -> dict:
     each image (by the random-init twin), and `batch_uniformity`, the uniformity of whole images embedded
     with each batch's own BatchNorm statistics. They are read from data/results/book/09_NAME.pt when
     that was made from the same network and images (embeddings stored in float16, renormalised)."""
-    model, cfg, stored_table = load_run(path, dataset, **stand_in)
+    model, cfg, stored_table = load_run(path, dataset, **stand_in_settings)
     x = Sample(cfg.dataset, n, "train", seed=seed, size=cfg.image_size, root=cfg.data_root or None,
                val_fraction=cfg.val_fraction, limit=cfg.limit)
 

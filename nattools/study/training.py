@@ -17,7 +17,7 @@ import torch
 from .. import data as D
 from ..assign import Assignment
 from ..checkpoint import load_checkpoint, read_state
-from ..config import TrainConfig
+from ..config import TrainConfig, on_this_machine
 from ..evaluate import embed
 from ..train import build_targets, train
 from .assignment import sweep
@@ -65,6 +65,20 @@ def train_live(cfg: TrainConfig, command: str = None) -> LiveRun:
         model, _ = load_checkpoint(cfg.checkpoint_path)
         assignment = read_state(cfg.checkpoint_path)["assignment"]
     return LiveRun(dataclasses.replace(cfg, out=""), results, step_loss, model, assignment, time.time() - t0)
+
+
+def stand_in(name: str, why: str, cfg: TrainConfig, dataset: str, out: str, **overrides) -> TrainConfig:
+    """When a run's training images are not the ones at hand (`why`), train now a stand-in with its network and
+    recipe on `dataset`, in `out`, on this machine, one line per epoch -> the stand-in's config (its checkpoint
+    is at its checkpoint_path). A line above the figures says that they are the stand-in's."""
+    stand = on_this_machine(cfg, **{"name": f"{cfg.name}_stand_in", "dataset": dataset, "workers": 0,
+                                    "eval_knn": False, "resume": False, **overrides, "out": out})
+    size = f"{stand.limit:,} images" if stand.limit else "every image here"
+    print(f"{name} {why}:\n  the figures below are a stand-in's, not this run's: its network and recipe\n"
+          f"  trained now on {dataset} ({size}, {stand.epochs} epoch{'s' * (stand.epochs != 1)}, d = {stand.d})")
+    with contextlib.redirect_stdout(EpochLines(sys.stdout)):     # its epochs, not its temporary files
+        train(stand, command="a stand-in (nattools.study.training.stand_in)", progress=False)   # no stderr
+    return stand
 
 
 def reassignment_churn(model, images: torch.Tensor, assignment: dict, cfg: TrainConfig, seed: int = 1) -> dict:

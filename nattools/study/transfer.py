@@ -4,10 +4,8 @@ ran them all. A file is named by what it measured: ft_START_lN_sSEED (fine-tuned
 class, seed SEED; N = all: every label), frozen_START_lN_s0 (frozen probes from the same labelled images),
 SOURCE_to_TARGET for frozen transfer between data sets (every label of the target's training split,
 or _lN: N per class), and snap_* for the snapshots of a run."""
-import contextlib
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,11 +13,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from .. import transfer
-from ..config import on_this_machine
-from ..train import pick_device, train
+from ..train import pick_device
 from .coverage import not_at_hand, run_table
 from .runs import data_dir
-from .training import EpochLines
+from .training import stand_in
 
 BUDGETS = (10, 50, 500)
 START_NAMES = {"nat": "NAT (CIFAR-10)", "tiny": "NAT (Tiny ImageNet)", "random": "random init",
@@ -110,22 +107,18 @@ def commands(results: dict) -> list:
     return [r["command"] for r in results.values()]
 
 
-def live(path, dataset: str, labels_per_class: int, steps: int, **stand_in) -> dict:
+def live(path, dataset: str, labels_per_class: int, steps: int, **stand_in_settings) -> dict:
     """Fine-tune the checkpoint at `path` and its random-init twin now, on labels_per_class labels of
     `dataset`, for `steps` steps each -> {'NAT': accuracy %, 'random init': accuracy %, 'stand_in': why}.
     Where the run's training images are not the ones at hand (another data set or copy), a stand-in with
-    the same network and recipe trains first on `dataset` (`stand_in`: e.g. epochs=3, limit=2000), with a
+    the same network and recipe trains first on `dataset` (`stand_in_settings`: e.g. epochs=3, limit=2000), with a
     carved validation split it never sees."""
     net, cfg = transfer.start(path)
     why = not_at_hand(cfg, run_table(path)["n"], dataset)
     start = path
     with tempfile.TemporaryDirectory() as out:
         if why:
-            print(f"{Path(path).name} {why}:\n  a stand-in trains now on {dataset} (the same network and recipe)")
-            cfg = on_this_machine(cfg, **{"name": "stand_in", "dataset": dataset, "val_fraction": 0.1, "workers": 0,
-                                          "eval_knn": False, "resume": False, **stand_in, "out": out})
-            with contextlib.redirect_stdout(EpochLines(sys.stdout)):
-                train(cfg, command="nattools.study.transfer.live stand-in", progress=False)
+            cfg = stand_in(Path(path).name, why, cfg, dataset, out, val_fraction=0.1, **stand_in_settings)
             start = cfg.checkpoint_path
             net, cfg = transfer.start(start)
         fcfg = transfer.FinetuneConfig(dataset=dataset, labels_per_class=labels_per_class, min_steps=steps,

@@ -7,7 +7,7 @@ from scipy.optimize import linear_sum_assignment
 import nattools
 from nattools import data
 from nattools.evaluate import embed
-from nattools.study import coverage, plotting
+from nattools.study import coverage, plotting, training
 from nattools.targets import TargetStore
 from nattools.train import pick_device
 
@@ -41,13 +41,13 @@ def fitted_run(tiny_cfg):
 def spy_on_training(monkeypatch):
     """Record the config each stand-in trains with (and train it for real)."""
     seen = []
-    real = coverage.train
+    real = training.train
 
     def train(cfg, **kwargs):
         seen.append(cfg)
         return real(cfg, **kwargs)
 
-    monkeypatch.setattr(coverage, "train", train)
+    monkeypatch.setattr(training, "train", train)
     return seen
 
 
