@@ -136,9 +136,9 @@ def linear_predict(train_x, train_y, test_x, n_classes: int, epochs: int = 30, l
 
 
 def linear_probe(train_x, train_y, test_x, test_y, epochs: int = 30, lr: float = 1e-3,
-                 batch_size: int = 256, seed: int = 0) -> float:
+                 batch_size: int = 256, seed: int = 0, weight_decay: float = 0.0) -> float:
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    pred = linear_predict(train_x, train_y, test_x, n_classes, epochs, lr, batch_size, seed)
+    pred = linear_predict(train_x, train_y, test_x, n_classes, epochs, lr, batch_size, seed, weight_decay)
     return float((pred == test_y).float().mean())
 
 

@@ -19,11 +19,6 @@ from nattools.checkpoint import write_atomic
 GRID = {"lr": (1e-4, 1e-3), "weight_decay": (0.0, 1e-2, 1e-1)}
 
 
-def accuracy(ftr, ytr, fte, yte, **kw) -> float:
-    pred = evaluate.linear_predict(ftr, ytr, fte, int(ytr.max()) + 1, epochs=30, **kw)
-    return float((pred == yte).float().mean())
-
-
 def main(out: str) -> None:
     cfg = config.TrainConfig(dataset="cifar10", val_fraction=0.1, workers=0)
     train, val = evaluate.eval_splits(cfg)
@@ -35,13 +30,14 @@ def main(out: str) -> None:
     grid = []
     for lr, wd in itertools.product(*GRID.values()):
         grid.append({"lr": lr, "weight_decay": wd,
-                     "tuning_acc": accuracy(ftr[fit], ytr[fit], ftr[tune], ytr[tune], lr=lr, weight_decay=wd)})
+                     "tuning_acc": evaluate.linear_probe(ftr[fit], ytr[fit], ftr[tune], ytr[tune], lr=lr,
+                                                         weight_decay=wd)})
         print(grid[-1], flush=True)
     best = max(grid, key=lambda g: g["tuning_acc"])
     chosen = {"lr": best["lr"], "weight_decay": best["weight_decay"]}
     result = {"command": "python " + " ".join(sys.argv), "n_train": len(ytr), "n_val": len(yva), "grid": grid,
-              "chosen": chosen, "val_acc_tuned": accuracy(ftr, ytr, fva, yva, **chosen),
-              "val_acc_protocol": accuracy(ftr, ytr, fva, yva, lr=1e-3, weight_decay=0.0)}
+              "chosen": chosen, "val_acc_tuned": evaluate.linear_probe(ftr, ytr, fva, yva, **chosen),
+              "val_acc_protocol": evaluate.linear_probe(ftr, ytr, fva, yva)}
     print(json.dumps({k: v for k, v in result.items() if k != "grid"}))
     write_atomic((json.dumps(result, indent=1) + "\n").encode(), Path(out))
 
