@@ -2,7 +2,7 @@
 
   jpegs    an ImageNet-style folder of synthetic 500x375-ish JPEGs (baseline, 4:2:0), made in parallel
   alexnet  AlexNet 224 px NAT/fixed step-time ratio per exact solver, time split, peak memory
-  trainer  the trainer end to end: PIL in the workers vs JPEGs decoded on the device, img/s and the
+  trainer  the trainer end to end, JPEGs decoded by PIL in the workers: img/s and the
            time split (data wait / assignment / the rest), peak memory
   solvers  the solve alone on 256 x 256 and 512 x 512 scores: scipy, lap, torch-linear-assignment
 
@@ -185,8 +185,6 @@ def trainer(device: str, data: str, steps: int, workers: int, batch: int, image_
         extra = {k: v for k, v in (("decode", decode), ("solver", solver)) if k in fields}
         D.batches, T.nat_step = timed_batches, timed_nat_step
         D.training_set = functools.partial(real["training_set"], cache_bytes=0)  # stream, as on ImageNet
-        if decode == "device" and "decode" not in fields:  # unpatched trainer: the same path, wired from here
-            D.training_set = lambda base, size, *a, **k: D.EncodedFiles(base, size)
         T.Assignment = real["Assignment"] if "solver" in fields else functools.partial(Assignment, solver=solver)
         cfg = nattools.TrainConfig(**{**nattools.config.PRESETS["imagenet"], **extra,
                                       "name": f"check_{decode}", "data_root": data,
@@ -217,24 +215,6 @@ def trainer(device: str, data: str, steps: int, workers: int, batch: int, image_
               f"{batch}): {rate:.0f} img/s over steps {k + 2}-{len(ends)} ({step:.1f} ms/step: data wait {wait:.1f}, "
               f"assignment {assign:.1f}, forward/backward/rest {step - wait - assign:.1f}){mem}; "
               f"run {time.perf_counter() - t0:.1f} s in all")
-
-
-def decode_only(device: str, data: str, batch: int, image_size: int, rounds: int) -> None:
-    """decode_batch alone (files already read): the decoder's own ceiling on this device."""
-    import torch
-    from nattools import data as D
-    files = sorted((Path(data) / "train").rglob("*.JPEG"))[: batch * rounds]
-    datas = [torch.from_numpy(__import__("numpy").fromfile(f, dtype="uint8")) for f in files]
-    D.decode_batch(datas[:batch], image_size, device)  # warm-up (nvJPEG handles)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for r in range(rounds):
-        D.decode_batch(datas[r * batch:(r + 1) * batch], image_size, device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    print(f"decode_batch alone on {device}: {len(datas) / (time.perf_counter() - t):.0f} img/s "
-          f"({rounds} batches of {batch})")
 
 
 def solve_only(device: str, sizes: list, repeats: int) -> None:
@@ -289,7 +269,7 @@ def solve_only(device: str, sizes: list, repeats: int) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=("jpegs", "alexnet", "trainer", "decode", "solvers"))
+    p.add_argument("part", choices=("jpegs", "alexnet", "trainer", "solvers"))
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default="/tmp/natcheck/jpegs", help="jpegs: the folder to make; else: the folder to read")
     p.add_argument("--n", type=int, default=10240)
@@ -301,7 +281,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--skip", type=int, default=15, help="trainer: steps left out of the rate (start-up, prefetch)")
     p.add_argument("--workers", type=int, default=15)
-    p.add_argument("--modes", nargs="+", default=["workers", "device"], help="trainer: the decode modes")
+    p.add_argument("--modes", nargs="+", default=["workers"], choices=["workers"],
+                   help="trainer: the decode modes (device decoding was removed: slower than 15 PIL workers on an H200)")
     a = p.parse_args(argv)
     if a.part == "jpegs":
         make_jpegs(a.out, a.n, a.classes, a.scale, os.cpu_count() or 1)
@@ -309,8 +290,6 @@ def main(argv=None):
         alexnet(a.device, a.batches, a.repeats, a.image_size)
     elif a.part == "trainer":
         trainer(a.device, a.out, a.steps, a.workers, a.batches[0], a.image_size, a.modes, a.skip)
-    elif a.part == "decode":
-        decode_only(a.device, a.out, a.batches[0], a.image_size, a.repeats)
     else:
         solve_only(a.device, a.batches, a.repeats)
 

@@ -7,8 +7,8 @@
 #   alexnet  AlexNet 224 px bf16, batch 256 and 512: NAT/fixed step time per exact solver (scipy, lap),
 #            time split (forward / nat_step / backward + SGD), peak GPU memory
 #   jpegs    makes an ImageNet-style folder of 10,240 JPEGs (500x375 and similar) in /dev/shm
-#   trainer  decode_batch alone, then `train --preset imagenet` end to end for 38 steps, 15 workers:
-#            PIL in the workers vs decoded on the GPU: img/s, time split, peak memory
+#   trainer  `train --preset imagenet` end to end for 38 steps, 15 PIL workers: img/s, time split,
+#            peak memory
 #   solvers  one 256x256 / 512x512 solve: scipy, lap, torch-linear-assignment (Triton), optimum checked
 #   bench    python -m nattools bench --device cuda (small net, trainer vs bare loop, both on the GPU)
 # Optional wheels in tmp/wheels/*.whl (lap, torch-linear-assignment; carry tmp/wheels) are unpacked
@@ -48,8 +48,7 @@ if [ $SMOKE = 0 ]; then
     part card 5 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     part alexnet 35 $C alexnet --device cuda --batches 256 512 --repeats 10
     part jpegs 20 $C jpegs --out "$WORK/jpegs" --n 10240
-    part trainer 50 sh -c "$C decode --device cuda --out '$WORK/jpegs' --batches 256 --repeats 8; \
-        $C trainer --device cuda --out '$WORK/jpegs' --steps 38 --skip 15 --workers 15 --batches 256"
+    part trainer 50 $C trainer --device cuda --out "$WORK/jpegs" --steps 38 --skip 15 --workers 15 --batches 256
     part solvers 15 $C solvers --device cuda --batches 256 512 --repeats 10
     part bench 15 sh -c "$C jpegs --out '$WORK/data/cifar10-jpg' --n 1536 --classes 10 --scale 0.1 && \
         NATTOOLS_DATA='$WORK/data' $PY -m nattools bench \$($PY -m nattools bench --help | grep -q -- --device \
@@ -57,8 +56,7 @@ if [ $SMOKE = 0 ]; then
 else
     part alexnet 240 $C alexnet --device cpu --batches 8 --repeats 1 --image_size 64
     part jpegs 60 $C jpegs --out "$WORK/jpegs" --n 96 --scale 0.25
-    part trainer 300 sh -c "$C decode --device cpu --out '$WORK/jpegs' --batches 8 --repeats 2 --image_size 64; \
-        $C trainer --device cpu --out '$WORK/jpegs' --steps 4 --skip 1 --workers 2 --batches 8 --image_size 64"
+    part trainer 300 $C trainer --device cpu --out "$WORK/jpegs" --steps 4 --skip 1 --workers 2 --batches 8 --image_size 64
     part solvers 60 $C solvers --device cpu --batches 64 --repeats 2
     part bench 240 sh -c "$C jpegs --out '$WORK/data/cifar10-jpg' --n 600 --classes 10 --scale 0.1 && \
         NATTOOLS_DATA='$WORK/data' $PY -m nattools bench \$($PY -m nattools bench --help | grep -q -- --device \

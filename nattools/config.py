@@ -115,9 +115,6 @@ class TrainConfig:
     precision: str = _opt("auto", "run", "auto: bf16 autocast where the device computes bf16 natively (a CUDA GPU "
                           "with bf16, a CPU with AVX512-BF16 or AMX), else fp32; the run records what it used and "
                           "a resume must use the same (--bf16: alias of --precision bf16)", choices=PRECISIONS)
-    decode: str = _opt("workers", "run", "where training images are decoded: workers (PIL, in the data-loading "
-                       "processes) or device (JPEG files of an image folder, batched on the training device: "
-                       "nvJPEG on a GPU; the workers only read files)", choices=("workers", "device"))
     solver: str = _opt("scipy", "run", "the assignment's exact solver: scipy (the reference) or lap (LAPJV, "
                        "2-3x faster; pip install lap); both find the optimum", choices=("scipy", "lap"))
     out: str = _opt("runs", "run", "folder for checkpoints/ and results/ (the project's own results go to "

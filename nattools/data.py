@@ -2,7 +2,6 @@
 trainer look up each sample's target; labels are only used by evaluation and baselines. Data comes from
 $NATTOOLS_DATA (default ~/.cache/nattools: `cifar10-jpg/train/<class>/*.jpg` or torchvision's
 `cifar-10-batches-py`), else torchvision's download, else (offline) scikit-learn's bundled digits."""
-import io
 import os
 import socket
 import zlib
@@ -49,10 +48,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str, data: bytes = None) -> Image.Image:
-    """An image file (or its bytes) as 8-bit RGB, or BadImage naming the file."""
+def load_image(path: str) -> Image.Image:
+    """An image file as 8-bit RGB, or BadImage naming the file."""
     try:
-        with open(path, "rb") if data is None else io.BytesIO(data) as f:
+        with open(path, "rb") as f:
             return to_rgb(Image.open(f))
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise BadImage(f"cannot decode image file {path}: {e}. Delete or replace it.") from e
@@ -372,107 +371,10 @@ class InMemory(Dataset):
         return self.images[i], self.labels[i], i
 
 
-class EncodedFiles(Dataset):
-    """An image folder's files as (their bytes (1-D uint8), label, index): the workers only read files, and
-    `decode_batch` decodes them on the training device at load_size(size), as stored_transform does."""
-
-    def __init__(self, base, size: int):
-        def files(ds):
-            if isinstance(ds, Subset):
-                inner = files(ds.dataset)
-                return [inner[i] for i in ds.indices]
-            if not hasattr(ds, "samples"):
-                raise UsageError(f"decoding on the device needs an image folder of JPEGs; {type(ds).__name__} "
-                                 f"has no files: use --decode workers")
-            return [(str(p), y) for p, y in ds.samples]
-        self.files, self.size = files(base), size
-
-    def __len__(self):
-        return len(self.files)
-
-    def __getitem__(self, i):
-        return torch.from_numpy(np.fromfile(self.files[i][0], dtype=np.uint8)), self.files[i][1], i
-
-
-def collate_encoded(batch) -> tuple:
-    """-> ((every file's bytes in one tensor, their lengths), labels, idx): one tensor per batch
-    crosses from a worker (a tensor per file would take a file descriptor each)."""
-    datas, labels, idx = zip(*batch)
-    return (torch.cat(datas), torch.tensor([len(d) for d in datas])), torch.tensor(labels), torch.tensor(idx)
-
-
-def _decode_one(data: torch.Tensor, device, name: str) -> torch.Tensor:
-    """A file the batched decoder refused: alone on `device`, else PIL (a PNG named .jpg, CMYK, 16-bit)."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-    try:
-        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-    except RuntimeError:
-        return transforms.PILToTensor()(load_image(name, data.numpy().tobytes())).to(device)
-
-
-def decode_batch(datas: list, size: int, device="cpu", names: list = None) -> torch.Tensor:
-    """JPEG files' bytes -> (B, 3, L, L) uint8 on `device`, L = load_size(size), as stored_transform
-    makes them from PIL images (short side to L, bilinear and antialiased; centre crop): decoded in
-    one batched call (nvJPEG on a GPU, in hardware on A100/H100), resized in one call per size."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-    L = load_size(size)
-    try:
-        imgs = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
-    except RuntimeError:
-        imgs = [_decode_one(d, device, name) for d, name in zip(datas, names or [f"of {len(d)} bytes" for d in datas])]
-    out, by_shape = torch.empty(len(imgs), 3, L, L, dtype=torch.uint8, device=device), {}
-    for i, im in enumerate(imgs):
-        by_shape.setdefault(tuple(im.shape[1:]), []).append(i)
-    for (h, w), ids in by_shape.items():
-        hw = (L, int(L * w / h)) if h <= w else (int(L * h / w), L)                 # Resize(L)
-        x = torch.nn.functional.interpolate(torch.stack([imgs[i] for i in ids]).float(), hw, mode="bilinear",
-                                            antialias=True, align_corners=False)
-        top, left = int(round((hw[0] - L) / 2.0)), int(round((hw[1] - L) / 2.0))   # CenterCrop(L)
-        out[torch.tensor(ids, device=device)] = x[:, :, top:top + L, left:left + L].round_().clamp_(0, 255).byte()
-    return out
-
-
-def decoded_batches(loader, size: int, device="cpu", ahead: int = 2):
-    """(x (B,3,L,L) uint8 on device, labels, idx) from a loader of EncodedFiles batches, decoded
-    `ahead` batches in advance by a thread, on its own CUDA stream on a GPU: decoding overlaps the
-    training step, whose stream waits for each batch's event only."""
-    import collections
-    import contextlib
-    from concurrent.futures import ThreadPoolExecutor
-    stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
-    files = loader.dataset.files
-
-    def work(batch):
-        (flat, sizes), labels, idx = batch
-        with torch.cuda.stream(stream) if stream else contextlib.nullcontext():
-            x = decode_batch(list(flat.split(sizes.tolist())), size, device, [files[i][0] for i in idx.tolist()])
-            return x, labels, idx, stream.record_event() if stream else None
-
-    def ready(future):
-        x, labels, idx, done = future.result()
-        if stream:
-            torch.cuda.current_stream(device).wait_event(done)
-            x.record_stream(torch.cuda.current_stream(device))  # x's memory is in use on the step's stream
-        return x, labels, idx
-
-    with ThreadPoolExecutor(1) as pool:
-        pending = collections.deque()
-        for batch in loader:
-            pending.append(pool.submit(work, batch))
-            if len(pending) > ahead:
-                yield ready(pending.popleft())
-        while pending:
-            yield ready(pending.popleft())
-
-
 def batches(ds, sampler, batch_size: int, workers: int = 0, device: str = "cpu"):
     """Full batches (x (B,3,L,L) uint8 on `device`, labels (B,), idx (B,)) in the sampler's order. An
     InMemory set is indexed as one tensor (wherever it lives): no per-sample calls and no workers, which
-    would cost a GPU step several times over. EncodedFiles: workers read files, `decode_batch` decodes."""
-    if isinstance(ds, EncodedFiles):
-        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=True,
-                                             num_workers=workers, collate_fn=collate_encoded)
-        return decoded_batches(loader, ds.size, device)
+    would cost a GPU step several times over."""
     if isinstance(ds, InMemory):
         order = torch.tensor(list(sampler), dtype=torch.long)
         return ((ds.images[i.to(ds.images.device)].to(device, non_blocking=True), ds.labels[i], i)
@@ -482,11 +384,9 @@ def batches(ds, sampler, batch_size: int, workers: int = 0, device: str = "cpu")
 
 
 def training_images(base, cfg, progress: bool = True):
-    """A run's training set as its trainer holds it (so, the same fingerprint): cfg.limit images, as files
-    for the device to decode (decode_batch), else as `training_set`."""
+    """A run's training set as its trainer holds it (so, the same fingerprint): cfg.limit images, as
+    `training_set`."""
     base = subset(base, cfg.limit) if cfg.limit else base
-    if cfg.decode == "device":
-        return EncodedFiles(base, cfg.image_size)
     return training_set(base, cfg.image_size, cfg.workers, progress=progress)
 
 

@@ -4,7 +4,6 @@ random choice is a function of (seed, epoch, step or sample index), so a resumed
 steps of one that was never interrupted."""
 import contextlib
 import dataclasses
-import json
 import math
 import sys
 import time

@@ -31,9 +31,7 @@ from .plotting import CLASS_COLOURS, PALETTE, sphere_axes, sphere_surface
 from .training import stand_in
 
 
-# ---------------------------------------------------------------------------
-# Runs and their data
-# ---------------------------------------------------------------------------
+# Runs and their data ------------------------------------------------------------------------------
 def load_run(path, dataset: str, **stand_in_settings):
     """(model, cfg, its table: `run_table`) of a checkpoint, cfg with this machine's run settings
     (config.on_this_machine: the device is this machine's, never the checkpoint's 'cuda'). When the
@@ -127,9 +125,7 @@ def measure(path, dataset: str, n: int, seed: int = 0, **stand_in_settings) -> d
                 targets=TargetStore(stored_table["k"], cfg.d, seed=cfg.seed), own=stored_table["table"][x.idx], **found)
 
 
-# ---------------------------------------------------------------------------
-# Cosines and spread
-# ---------------------------------------------------------------------------
+# Cosines and spread -------------------------------------------------------------------------------
 def pairwise_cosines(z: torch.Tensor) -> torch.Tensor:
     """(n,d) -> (n(n-1)/2,) cosines of all pairs i < j (rows are normalised first)."""
     z = F.normalize(z.float(), dim=1)
@@ -217,9 +213,7 @@ def class_separation(z: torch.Tensor, labels, k: int = 10) -> tuple:
     return float((cos[same].mean() - cos[~same].mean()) / cos.std()), neighbour_agreement(z, labels, k=k)
 
 
-# ---------------------------------------------------------------------------
-# Targets: the assignment's view
-# ---------------------------------------------------------------------------
+# Targets: the assignment's view -------------------------------------------------------------------
 @torch.no_grad()
 def own_target_stats(z: torch.Tensor, own: torch.Tensor, targets, chunk: int = 8192) -> dict:
     """z (n,d) unit embeddings, own (n,) their target ids in `targets` (a TargetStore or a
@@ -256,9 +250,7 @@ def assign_fixed(z: torch.Tensor, targets, epochs: int = 10, batch_size: int = 2
     return table.table.clone(), history
 
 
-# ---------------------------------------------------------------------------
-# Tables and figures
-# ---------------------------------------------------------------------------
+# Tables and figures -------------------------------------------------------------------------------
 def table(rows: dict, columns):
     """rows {label: [cell, ...]} (cells already formatted), columns [title of the label column,
     title of each cell column] -> a Markdown table for the page (the book renders a real table)."""

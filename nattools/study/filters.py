@@ -29,9 +29,7 @@ def conv_layers(model) -> list:
     return [m for m in model.trunk if isinstance(m, nn.Conv2d)]
 
 
-# ---------------------------------------------------------------------------
-# First-layer filters
-# ---------------------------------------------------------------------------
+# First-layer filters ------------------------------------------------------------------------------
 
 
 def first_filters(model) -> torch.Tensor:
@@ -155,9 +153,7 @@ def stats_figure(groups: dict):
     return fig
 
 
-# ---------------------------------------------------------------------------
-# Receptive fields and top-activating patches
-# ---------------------------------------------------------------------------
+# Receptive fields and top-activating patches ------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ RECIPE_FIELDS = fields_with_role("recipe", "network")
 SUPERVISED_IRRELEVANT = ("reassign_every", "targets", "k_codes", "k", "views")
 
 
-# ---------------------------------------------------------------------------
-# Formatting
-# ---------------------------------------------------------------------------
+# Formatting ---------------------------------------------------------------------------------------
 def pct(p) -> str:
     """An accuracy (a fraction of 1) in per cent: 0.5296 -> '53.0%'."""
     return "–" if p is None else f"{100 * p:.1f}%"
@@ -28,9 +26,7 @@ def pts(x) -> str:
     return "–" if x is None else f"{x:+.1f}"
 
 
-# ---------------------------------------------------------------------------
-# Runs described in words
-# ---------------------------------------------------------------------------
+# Runs described in words --------------------------------------------------------------------------
 WORDS = {
     "weight_decay": lambda v: f"weight decay {v:g}",
     "lr": lambda v: f"learning rate {v:g}",
@@ -91,7 +87,7 @@ def describe(config: dict, reference: dict = None, ignore=("val_fraction",)) -> 
     diff = {f: v for f, v in differences(config, reference).items() if f not in ignore}
     if config.get("objective", "nat") != "nat":                    # the loss first, then the rest
         diff = {"objective": diff.pop("objective", config["objective"]), **diff}
-    return ", ".join(WORDS.get(f, lambda v, f=f: f"{f} {v}")(v) for f, v in diff.items()) or "the recipe"
+    return words(diff) or "the recipe"
 
 
 def variant(config: dict) -> str:
@@ -100,9 +96,7 @@ def variant(config: dict) -> str:
     return words if words == "the recipe" else f"the recipe with {words}"
 
 
-# ---------------------------------------------------------------------------
-# The results, found by what they are
-# ---------------------------------------------------------------------------
+# The results, found by what they are --------------------------------------------------------------
 def results_dir() -> Path:
     return data_dir() / "results"
 
@@ -245,12 +239,6 @@ def recipe(root=None) -> Recipe:
     return Recipe(with_baselines([by_seed[s] for s in sorted(by_seed)], root))
 
 
-def committed(root=None):
-    """The committed network's run (trained on every image): results/cifar10_nat.json, or None."""
-    path = Path(root or results_dir()) / "cifar10_nat.json"
-    return load(path) if path.is_file() else None
-
-
 def eval_only(name: str, root=None):
     path = Path(root or results_dir()) / name
     return load(eval_path=path) if path.is_file() else None
@@ -292,9 +280,7 @@ def snapshots(run: Record, baseline: Record = None) -> dict:
     return dict(sorted(out.items()))
 
 
-# ---------------------------------------------------------------------------
-# Seeds
-# ---------------------------------------------------------------------------
+# Seeds --------------------------------------------------------------------------------------------
 def seed_groups(runs=None, root=None) -> list:
     """Groups of evaluated runs on the training split that differ only by their seed (at least
     two seeds each), largest first -> [[Pair, ...], ...] (each with its random init)."""
@@ -307,9 +293,7 @@ def seed_groups(runs=None, root=None) -> list:
     return sorted(out, key=lambda g: (-len(g), len(differences(g[0].run.config))))
 
 
-# ---------------------------------------------------------------------------
-# Tables
-# ---------------------------------------------------------------------------
+# Tables -------------------------------------------------------------------------------------------
 def main_table(rec: Recipe = None, pix=None, sup=None, root=None) -> str:
     """The recipe against its baselines on the validation split, as a Markdown table: each seed of
     the recipe, its network at random initialisation, Sobel pixels and (if given) the supervised
@@ -332,9 +316,7 @@ def main_table(rec: Recipe = None, pix=None, sup=None, root=None) -> str:
                      "kNN-20 margin", "linear margin"], rows)
 
 
-# ---------------------------------------------------------------------------
-# Chapter 10: the sweep that chose the recipe, the paired tests
-# ---------------------------------------------------------------------------
+# Chapter 10: the sweep that chose the recipe, the paired tests ------------------------------------
 def sweep(root=None) -> list:
     """The evaluated runs of the sweep that chose the recipe (results/recipe/; the r_* files there are
     the recipe's own seeds, made after the choice, and left out), each with its random init: the
@@ -394,9 +376,7 @@ def paired_table(rows) -> str:
                      "only a right / only b right", "McNemar"], out)
 
 
-# ---------------------------------------------------------------------------
-# Chapter 11: the ablations
-# ---------------------------------------------------------------------------
+# Chapter 11: the ablations ------------------------------------------------------------------------
 STUDIES = {
     # study: (anchor: the recipe with these settings, the field varied, {label: value})
     "loss": ({"objective": "softmax"}, "objective", {"softmax": "softmax", "square loss": "square"}),

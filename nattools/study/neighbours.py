@@ -19,9 +19,7 @@ from .chapter import stored
 from .plotting import PALETTE, data_uri, framed, png_sheet
 
 
-# ---------------------------------------------------------------------------
-# Spaces
-# ---------------------------------------------------------------------------
+# Spaces -------------------------------------------------------------------------------------------
 @torch.no_grad()
 def pixels(images: torch.Tensor, input: str = "rgb") -> torch.Tensor:
     """(n,3,H,W) in [0,1] -> (n, C*H*W): the fixed front end's output, flattened.
@@ -73,9 +71,7 @@ def neighbours(spaces: dict, queries, memory, k: int, name: str = "08_neighbours
     return stored(name, key, measure)
 
 
-# ---------------------------------------------------------------------------
-# Search and figures of merit
-# ---------------------------------------------------------------------------
+# Search and figures of merit ----------------------------------------------------------------------
 @torch.no_grad()
 def search(queries: torch.Tensor, memory: torch.Tensor, k: int = 10, chunk: int = 1024):
     """Cosine top-k of each query among the memory rows: (q,D), (N,D) ->
@@ -178,9 +174,7 @@ def chance_agreement(groups) -> float:
     return float(class_shares(groups, int(groups.max()) + 1).pow(2).sum())
 
 
-# ---------------------------------------------------------------------------
-# What the chapter shows
-# ---------------------------------------------------------------------------
+# What the chapter shows ---------------------------------------------------------------------------
 @dataclass
 class Gallery:
     """Queries, the memory they are searched in (chapter.Samples: images opened when shown, labels),

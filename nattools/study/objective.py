@@ -22,9 +22,7 @@ from ..targets import TargetStore, sample_sphere
 from .plotting import CLASS_COLOURS, PALETTE, seed_all, sphere_axes, sphere_surface
 
 
-# ---------------------------------------------------------------------------
-# Chapter 1: networks fit noise
-# ---------------------------------------------------------------------------
+# Chapter 1: networks fit noise --------------------------------------------------------------------
 def fit_classifier(x_train, y_train, x_test, y_test, epochs: int = 30, width: int = 16,
                    batch_size: int = 64, lr: float = 3e-3, seed: int = 0, input: str = "rgb"):
     """Train nattools' small net as a plain classifier (its d = number of classes)
@@ -103,9 +101,7 @@ def cosine_histogram(dims=(3, 16, 128, 1024), n: int = 500, seed: int = 0, bins:
     return fig, stats
 
 
-# ---------------------------------------------------------------------------
-# Chapter 2: the objective, collapse, the sphere in 3-D
-# ---------------------------------------------------------------------------
+# Chapter 2: the objective, collapse, the sphere in 3-D --------------------------------------------
 def spread(z: torch.Tensor) -> float:
     """Mean squared distance of unit rows to their mean, 1 - ||mean z||^2: 0 when every
     output is the same point (collapse), about 1 for points spread evenly on the sphere."""

@@ -28,9 +28,7 @@ from ..evaluate import Pixels, embed_and_pool, frozen, knn_predict, linear_predi
 CACHE_VERSION = "1"
 
 
-# ---------------------------------------------------------------------------
-# The test
-# ---------------------------------------------------------------------------
+# The test -----------------------------------------------------------------------------------------
 def mcnemar(a_correct, b_correct) -> dict:
     """a_correct, b_correct: (n,) booleans, the same images in the same order ->
     {n, acc_a, acc_b, diff (acc_a - acc_b), se (paired), a_only, b_only, p (exact, two-sided)}."""

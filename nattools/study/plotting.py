@@ -36,9 +36,7 @@ CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#0b2f6b"]
 
 
-# ---------------------------------------------------------------------------
-# The page: renderer, threads, seeds, budgets
-# ---------------------------------------------------------------------------
+# The page: renderer, threads, seeds, budgets ------------------------------------------------------
 _counter = itertools.count()
 
 
@@ -134,9 +132,7 @@ def dataset_note(name: str, x, classes) -> str:
     return f"{what}: {len(x)} images of {tuple(x.shape[1:])}, {len(classes)} classes"
 
 
-# ---------------------------------------------------------------------------
-# Pictures
-# ---------------------------------------------------------------------------
+# Pictures -----------------------------------------------------------------------------------------
 def _to_uint8(img) -> np.ndarray:
     """(3,H,W) or (H,W) float tensor in [0,1] -> (H,W,3) uint8."""
     a = torch.as_tensor(img).detach().float().clamp(0, 1)

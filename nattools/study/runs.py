@@ -37,9 +37,7 @@ def data_dir() -> Path:
     return PROJECT_DATA
 
 
-# ---------------------------------------------------------------------------
-# Reading
-# ---------------------------------------------------------------------------
+# Reading ------------------------------------------------------------------------------------------
 def read_json(path) -> dict:
     """A JSON file as a dict, with an error that names the file."""
     path = Path(path)
@@ -141,9 +139,7 @@ def command_for(cfg, defaults: dict = None) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-# ---------------------------------------------------------------------------
-# Curves
-# ---------------------------------------------------------------------------
+# Curves -------------------------------------------------------------------------------------------
 def _as_run(name, run) -> Record:
     return run if isinstance(run, Record) else from_results({"name": name, **run})
 
@@ -184,9 +180,7 @@ def curves(runs: dict, step_loss: dict = None, metrics=("loss", "changed", "unif
     return fig
 
 
-# ---------------------------------------------------------------------------
-# How noisy an accuracy is
-# ---------------------------------------------------------------------------
+# How noisy an accuracy is -------------------------------------------------------------------------
 
 
 def accuracy_se(p: float, n: int) -> float:
@@ -213,9 +207,7 @@ def noise_lines(n_val: int, accuracies=(0.3, 0.5, 0.7)) -> list:
         f"two standard errors of a difference {two_se_difference(p, n_val):.1f} points" for p in accuracies]
 
 
-# ---------------------------------------------------------------------------
-# Accuracy figures
-# ---------------------------------------------------------------------------
+# Accuracy figures ---------------------------------------------------------------------------------
 def accuracy_bars(runs: dict, title: str = "Accuracy on the validation split", chance: float = None,
                   height: int = 420):
     """kNN-20 and linear-probe accuracy of each run (label -> Record) as grouped bars; runs

@@ -159,14 +159,6 @@ def test_a_decompression_bomb_is_named_and_so_is_a_bad_file_in_a_worker(tmp_path
         D.load_image(str(root / "a" / "0000.jpg"))
 
 
-def test_decode_on_the_device_names_the_broken_file(tmp_path, image_tree):
-    root = image_tree(tmp_path / "imgs", {"a": 4, "b": 4})
-    (root / "b" / "0002.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    files = D.EncodedFiles(D.image_folder(root), 16)
-    with pytest.raises(D.BadImage, match="0002.jpg"):
-        list(D.batches(files, D.EpochSampler(8, 0, 0), 8))
-
-
 # runs never overwrite runs ---------------------------------------------------------------------------
 
 def test_snapshots_never_replace_another_runs_checkpoint(tiny_cfg):

@@ -1,22 +1,15 @@
 """The GPU paths of issue 16, tested on the CPU: the exact solvers (lap against scipy, the
-reference), the step's rows from the solve, JPEG decoding on the training device, bench --device."""
+reference), the step's rows from the solve, bench --device."""
 import argparse
-import io
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from scipy.optimize import linear_sum_assignment
 
 import nattools
-from nattools import data as D
 from nattools.assign import Assignment, batch_assignment, solve_scores
 from nattools.targets import TargetStore
-
-HAS_FIELDS = all(f in nattools.TrainConfig.__dataclass_fields__ for f in ("decode", "solver"))
-
 
 def scores(kind: str, b: int, m: int, g: torch.Generator) -> torch.Tensor:
     """(b, m) score matrices of the kinds NAT meets, ties included."""
@@ -81,68 +74,6 @@ def test_solve_rows_are_the_new_targets_rows(n, k):
     assert torch.equal(rows, targets[new])
 
 
-def jpeg(w: int, h: int, seed: int, grey: bool = False, fmt: str = "JPEG") -> bytes:
-    rng = np.random.default_rng(seed)
-    im = Image.fromarray(rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8))
-    im = im.resize((w, h), Image.BICUBIC)
-    im = Image.fromarray((np.asarray(im) + rng.integers(-12, 12, (h, w, 3))).clip(0, 255).astype(np.uint8))
-    buf = io.BytesIO()
-    (im.convert("L") if grey else im).save(buf, fmt, quality=90)
-    return buf.getvalue()
-
-
-def as_tensor(data: bytes) -> torch.Tensor:
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
-
-
-def test_decode_batch_matches_the_pil_path():
-    """Same decoder family (libjpeg-turbo), same resize rule and crop: at most one grey level apart
-    (rounding); on a GPU nvJPEG's IDCT may differ by a level or two more."""
-    files = [jpeg(500, 375, 0), jpeg(375, 500, 1), jpeg(500, 333, 2), jpeg(300, 300, 3), jpeg(500, 375, 4),
-             jpeg(60, 90, 5, grey=True), jpeg(40, 30, 6, fmt="PNG")]   # upsampled; a PNG in disguise
-    for size in (224, 32):
-        x = D.decode_batch([as_tensor(f) for f in files], size, "cpu")
-        ref = torch.stack([D.stored_transform(size)(Image.open(io.BytesIO(f)).convert("RGB")) for f in files])
-        assert x.dtype == torch.uint8 and x.shape == ref.shape == (len(files), 3, D.load_size(size), D.load_size(size))
-        diff = (x.int() - ref.int()).abs()
-        assert int(diff.max()) <= 1 and float(diff.float().mean()) < 0.5
-
-
-def test_decode_batch_names_a_broken_file():
-    with pytest.raises(D.BadImage, match="cannot decode"):
-        D.decode_batch([as_tensor(jpeg(50, 40, 0)), as_tensor(b"not an image at all")], 32, "cpu")
-
-
-@pytest.fixture
-def jpeg_folder(tmp_path):
-    for c in ("a", "b"):
-        (tmp_path / "images" / c).mkdir(parents=True)
-        for i in range(12):
-            (tmp_path / "images" / c / f"{i}.jpg").write_bytes(jpeg(48 + 8 * (i % 3), 40, i + (c == "b") * 100))
-    return tmp_path / "images"
-
-
-def test_encoded_batches_equal_the_decoded_in_memory_batches(jpeg_folder):
-    base = D.subset(D.image_folder(jpeg_folder), 20)
-    encoded, ref = D.EncodedFiles(base, 32), D.training_set(base, 32, progress=False)
-    assert len(encoded) == len(ref) == 20
-    sampler = D.EpochSampler(20, seed=0, epoch=1)
-    got = list(D.batches(encoded, sampler, 6, workers=2))
-    want = list(D.batches(ref, sampler, 6))
-    assert len(got) == len(want) == 3
-    for (x, y, idx), (rx, ry, ridx) in zip(got, want):
-        assert torch.equal(idx, ridx) and torch.equal(y, ry)
-        assert int((x.int() - rx.int()).abs().max()) <= 1
-    batches = D.batches(encoded, sampler, 6)
-    next(batches)
-    batches.close()  # a run stopped mid-epoch (max_steps) leaves no thread behind
-
-
-def test_encoded_files_need_image_files():
-    with pytest.raises(nattools.config.UsageError, match="image folder of JPEGs"):
-        D.EncodedFiles(D.load("digits"), 32)
-
-
 def test_bench_alexnet_and_bench_on_the_cpu(capsys):
     import importlib.util
     from pathlib import Path
@@ -161,18 +92,3 @@ def test_bench_alexnet_and_bench_on_the_cpu(capsys):
     f = run_bench(args)
     assert f["device"] == "cpu" and f["nat_over_fixed_b16"] > 0 and f["trainer_over_bare"] > 0 and f["bf16_speedup"] > 0
     assert "time split" in capsys.readouterr().out
-
-
-@pytest.mark.skipif(not HAS_FIELDS, reason="issue 16's TrainConfig fields (decode, solver) are absent")
-def test_trainer_decodes_on_the_device(jpeg_folder, tmp_path):
-    from nattools.train import train
-    common = dict(dataset="imagefolder", data_root=str(jpeg_folder), val_fraction=0.0, width=4, hidden=0, d=16,
-                  batch_size=8, epochs=2, reassign_every=1, workers=0, eval_knn=False, out=str(tmp_path / "runs"))
-    runs = {}
-    for name, extra in {"pil": {}, "device": {"decode": "device", "solver": "scipy"}}.items():
-        runs[name] = train(nattools.TrainConfig(name=name, **common, **extra), progress=False)["history"]
-    for name, history in runs.items():
-        assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history), name
-        assert 0 < history[0]["changed"] <= 1, name
-    # the same images up to a grey level: the first epoch's loss barely moves
-    assert runs["device"][0]["loss"] == pytest.approx(runs["pil"][0]["loss"], rel=0.02)
