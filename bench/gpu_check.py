@@ -144,9 +144,8 @@ def alexnet(device: str, batches: list, repeats: int, image_size: int) -> None:
             torch.cuda.empty_cache()
 
 
-def trainer(device: str, data: str, steps: int, workers: int, batch: int, image_size: int, modes: list,
-            skip: int) -> None:
-    """The trainer on the JPEG folder, one run per mode, instrumented from outside: the time each
+def trainer(device: str, data: str, steps: int, workers: int, batch: int, image_size: int, skip: int) -> None:
+    """The trainer on the JPEG folder, instrumented from outside: the time each
     step waits for its batch (data wait), spends in nat_step after its forward pass (assignment,
     loss) and the rest (forward, backward, SGD, logging)."""
     import importlib
@@ -181,40 +180,38 @@ def trainer(device: str, data: str, steps: int, workers: int, batch: int, image_
         assigns.append(time.perf_counter() - t)
         return out
 
-    for decode in modes:
-        extra = {k: v for k, v in (("decode", decode), ("solver", solver)) if k in fields}
-        D.batches, T.nat_step = timed_batches, timed_nat_step
-        D.training_set = functools.partial(real["training_set"], cache_bytes=0)  # stream, as on ImageNet
-        T.Assignment = real["Assignment"] if "solver" in fields else functools.partial(Assignment, solver=solver)
-        cfg = nattools.TrainConfig(**{**nattools.config.PRESETS["imagenet"], **extra,
-                                      "name": f"check_{decode}", "data_root": data,
-                                      "workers": workers, "max_steps": steps, "device": device, "batch_size": batch,
-                                      "image_size": image_size, "precision": "bf16" if cuda else "fp32",
-                                      "out": str(Path(data).parent / "runs"), "resume": False, "overwrite": True,
-                                      "eval_knn": False, "ckpt_every": 0})
-        waits.clear(), assigns.clear(), ends.clear()
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        try:
-            T.train(cfg, on_step=lambda s, loss: ends.append(time.perf_counter()), progress=False,
-                    command="gpu_check")
-        except Exception as e:  # report and go on to the next mode
-            print(f"decode={decode}: failed: {type(e).__name__}: {e}")
-            continue
-        finally:
-            D.batches, D.training_set = real["batches"], real["training_set"]
-            T.nat_step, T.Assignment = real["nat_step"], real["Assignment"]
-        k = min(skip, len(ends) - 2)
-        dt = [b - a for a, b in zip(ends[k:], ends[k + 1:])]
-        rate = batch * len(dt) / sum(dt)
-        wait, assign = (1e3 * statistics.mean(v[k + 1:len(ends)]) for v in (waits, assigns))
-        step = 1e3 * statistics.mean(dt)
-        mem = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB" if cuda else ""
-        print(f"trainer decode={decode} (solver {solver}, {workers} workers, batch "
-              f"{batch}): {rate:.0f} img/s over steps {k + 2}-{len(ends)} ({step:.1f} ms/step: data wait {wait:.1f}, "
-              f"assignment {assign:.1f}, forward/backward/rest {step - wait - assign:.1f}){mem}; "
-              f"run {time.perf_counter() - t0:.1f} s in all")
+    extra = {"solver": solver} if "solver" in fields else {}
+    D.batches, T.nat_step = timed_batches, timed_nat_step
+    D.training_set = functools.partial(real["training_set"], cache_bytes=0)  # stream, as on ImageNet
+    T.Assignment = real["Assignment"] if "solver" in fields else functools.partial(Assignment, solver=solver)
+    cfg = nattools.TrainConfig(**{**nattools.config.PRESETS["imagenet"], **extra,
+                                  "name": "check_workers", "data_root": data,
+                                  "workers": workers, "max_steps": steps, "device": device, "batch_size": batch,
+                                  "image_size": image_size, "precision": "bf16" if cuda else "fp32",
+                                  "out": str(Path(data).parent / "runs"), "resume": False, "overwrite": True,
+                                  "eval_knn": False, "ckpt_every": 0})
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    try:
+        T.train(cfg, on_step=lambda s, loss: ends.append(time.perf_counter()), progress=False,
+                command="gpu_check")
+    except Exception as e:  # report it; the parts after this one still run
+        print(f"trainer: failed: {type(e).__name__}: {e}")
+        return
+    finally:
+        D.batches, D.training_set = real["batches"], real["training_set"]
+        T.nat_step, T.Assignment = real["nat_step"], real["Assignment"]
+    k = min(skip, len(ends) - 2)
+    dt = [b - a for a, b in zip(ends[k:], ends[k + 1:])]
+    rate = batch * len(dt) / sum(dt)
+    wait, assign = (1e3 * statistics.mean(v[k + 1:len(ends)]) for v in (waits, assigns))
+    step = 1e3 * statistics.mean(dt)
+    mem = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB" if cuda else ""
+    print(f"trainer decode=workers (solver {solver}, {workers} workers, batch "
+          f"{batch}): {rate:.0f} img/s over steps {k + 2}-{len(ends)} ({step:.1f} ms/step: data wait {wait:.1f}, "
+          f"assignment {assign:.1f}, forward/backward/rest {step - wait - assign:.1f}){mem}; "
+          f"run {time.perf_counter() - t0:.1f} s in all")
 
 
 def solve_only(device: str, sizes: list, repeats: int) -> None:
@@ -281,15 +278,13 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--skip", type=int, default=15, help="trainer: steps left out of the rate (start-up, prefetch)")
     p.add_argument("--workers", type=int, default=15)
-    p.add_argument("--modes", nargs="+", default=["workers"], choices=["workers"],
-                   help="trainer: the decode modes (device decoding was removed: slower than 15 PIL workers on an H200)")
     a = p.parse_args(argv)
     if a.part == "jpegs":
         make_jpegs(a.out, a.n, a.classes, a.scale, os.cpu_count() or 1)
     elif a.part == "alexnet":
         alexnet(a.device, a.batches, a.repeats, a.image_size)
     elif a.part == "trainer":
-        trainer(a.device, a.out, a.steps, a.workers, a.batches[0], a.image_size, a.modes, a.skip)
+        trainer(a.device, a.out, a.steps, a.workers, a.batches[0], a.image_size, a.skip)
     else:
         solve_only(a.device, a.batches, a.repeats)
 

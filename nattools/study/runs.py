@@ -181,8 +181,6 @@ def curves(runs: dict, step_loss: dict = None, metrics=("loss", "changed", "unif
 
 
 # How noisy an accuracy is -------------------------------------------------------------------------
-
-
 def accuracy_se(p: float, n: int) -> float:
     """Binomial standard error of an accuracy p measured on n images, sqrt(p(1-p)/n):
     the noise of the test set alone (a second seed of the same run adds its own)."""

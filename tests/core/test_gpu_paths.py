@@ -11,6 +11,7 @@ import nattools
 from nattools.assign import Assignment, batch_assignment, solve_scores
 from nattools.targets import TargetStore
 
+
 def scores(kind: str, b: int, m: int, g: torch.Generator) -> torch.Tensor:
     """(b, m) score matrices of the kinds NAT meets, ties included."""
     if kind == "integers":  # many exact ties
