@@ -141,7 +141,7 @@ def test_views_are_different_crops_of_the_batch_fitted_to_one_target(tiny_cfg, m
         return out
     monkeypatch.setattr(T, "build_model", recording_model)
     monkeypatch.setattr(T.Assignment, "solve", recording_solve)
-    cfg = tiny_cfg(views=2, epochs=1)
+    cfg = tiny_cfg(views=2, epochs=1, precision="fp32")  # the identities below hold to 1e-6: not in bf16
     res = T.train(cfg, on_step=lambda step, loss: losses.append(loss))
     assert len(solved) == 8 and all(z.shape == (32, 16) for z, _ in solved)
     x, z = seen[0]
